@@ -1,0 +1,33 @@
+"""Chunking: a file's text → chunks (functions, methods, classes, module code, text windows).
+
+Public: :func:`chunk_file`, :class:`Chunk`, :func:`estimate_tokens`, ``SUPPORTED_LANGUAGES``.
+``max_tokens`` is the embedder's budget for one input; the chunker keeps room for the header.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import PurePosixPath
+
+from codesearch.chunking.languages import SUPPORTED_LANGUAGES
+from codesearch.chunking.model import Chunk, LineCounter, estimate_lines, estimate_tokens, header_reserve
+from codesearch.chunking.text import window_chunks
+from codesearch.chunking.treesitter import TreeSitterChunker
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SUPPORTED_LANGUAGES", "Chunk", "LineCounter", "chunk_file", "estimate_tokens"]
+
+
+def chunk_file(rel_path: str, text: str, language: str, max_tokens: int = 256,
+               count_lines: LineCounter = estimate_lines) -> list[Chunk]:
+    """Split one file into chunks of at most ``max_tokens`` (header included), counting tokens
+    with ``count_lines`` (the embedder's tokenizer, or an estimate). Never raises on bad input:
+    a file the parser cannot handle falls back to line windows (and is logged)."""
+    budget = max(16, max_tokens - header_reserve(max_tokens))
+    if language in SUPPORTED_LANGUAGES:
+        try:
+            return TreeSitterChunker(language, text, budget, PurePosixPath(rel_path).name, count_lines).chunks()
+        except (RecursionError, ValueError, MemoryError) as exc:
+            log.warning("tree-sitter chunking failed for %s (%s); using line windows", rel_path, exc)
+    return window_chunks(text, language, budget, PurePosixPath(rel_path).name, count_lines)

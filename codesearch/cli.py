@@ -1,0 +1,220 @@
+"""The ``codesearch`` command line: ``index``, ``search`` and ``status``.
+
+Owns argument parsing, progress display (rich, on a TTY only), human and ``--json`` output,
+and the boundary translation of library errors into one line on stderr and an exit code
+(never a traceback unless ``--verbose``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+from codesearch import __version__
+from codesearch.config import default_index_dir, find_index_dir
+from codesearch.errors import CodesearchError, IndexNotFoundError, UsageError
+from codesearch.files import DEFAULT_MAX_FILE_BYTES, SKIP_REASONS
+
+log = logging.getLogger("codesearch")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="codesearch", description="Semantic code search: index a folder, search it.")
+    parser.add_argument("--version", action="version", version=f"codesearch {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--index-dir", type=Path, help="index folder (default: per-user data folder keyed by PATH)")
+        p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p_index = sub.add_parser("index", help="index a folder (only changed files are re-embedded)")
+    p_index.add_argument("path", nargs="?", type=Path, default=Path("."), help="folder to index (default: .)")
+    common(p_index)
+    p_index.add_argument("--model", help="preset, local checkpoint folder or hub id (default: all-minilm-l6-v2)")
+    p_index.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+    p_index.add_argument("--rebuild", action="store_true", help="drop the existing index first (e.g. to change model)")
+    p_index.add_argument("--max-file-size", type=int, default=DEFAULT_MAX_FILE_BYTES, metavar="BYTES",
+                         help=f"skip larger files (default: {DEFAULT_MAX_FILE_BYTES})")
+    p_index.add_argument("--ignore", action="append", default=[], metavar="GLOB",
+                         help="extra gitignore-style pattern to skip (repeatable)")
+
+    p_search = sub.add_parser("search", help="search an index with a natural-language or code query")
+    p_search.add_argument("query", help="what you are looking for")
+    p_search.add_argument("path", nargs="?", type=Path, default=Path("."), help="indexed folder (default: .)")
+    common(p_search)
+    p_search.add_argument("-k", type=int, default=10, help="number of results (default: 10)")
+    p_search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
+    p_search.add_argument("--lang", action="append", default=[], metavar="L",
+                          help="only these languages (repeatable or comma-separated)")
+    p_search.add_argument("--path", dest="path_glob", metavar="GLOB", help="only paths matching this glob")
+    p_search.add_argument("--model", help="must match the index's model (default: the index's model)")
+    p_search.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+
+    p_status = sub.add_parser("status", help="what an index holds")
+    p_status.add_argument("path", nargs="?", type=Path, default=Path("."), help="indexed folder (default: .)")
+    common(p_status)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.verbose)
+    err = Console(stderr=True)
+    try:
+        handler = {"index": cmd_index, "search": cmd_search, "status": cmd_status}[args.command]
+        return handler(args, err)
+    except CodesearchError as exc:
+        err.print(f"[bold red]codesearch: error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        if args.verbose:
+            log.exception("details")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("codesearch: interrupted")
+        return 130
+    except Exception as exc:  # the boundary: one line, never a traceback unless asked
+        err.print(f"[bold red]codesearch: internal error:[/] {type(exc).__name__}: {exc} "
+                  "(run with --verbose for details)", highlight=False, soft_wrap=True)
+        if args.verbose:
+            log.exception("details")
+        return 70
+
+
+def _configure_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="codesearch: %(levelname)s: %(message)s")
+    for noisy in ("transformers", "huggingface_hub", "httpx", "urllib3", "filelock"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def _root(path: Path) -> Path:
+    if not path.exists():
+        raise UsageError(f"{path} does not exist")
+    if not path.is_dir():
+        raise UsageError(f"{path} is not a folder")
+    return path.resolve()
+
+
+def _existing_index(args: argparse.Namespace) -> Path:
+    if args.index_dir is not None:
+        return Path(args.index_dir)
+    root = _root(args.path)
+    found = find_index_dir(root)
+    if found is None:
+        raise IndexNotFoundError(f"no index for {root} yet: run `codesearch index {_quote(str(args.path))}` first")
+    return found[1]
+
+
+def _quote(text: str) -> str:
+    return shlex.quote(text)
+
+
+# -- index -----------------------------------------------------------------------------------
+def cmd_index(args: argparse.Namespace, err: Console) -> int:
+    from codesearch.index import Indexer
+
+    root = _root(args.path)
+    index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(root)
+    show = err.is_terminal and not args.json
+    with _IndexProgress(err, enabled=show) as progress:
+        indexer = Indexer(root, index_dir, model=args.model, device=args.device, max_file_bytes=args.max_file_size,
+                          extra_ignores=tuple(args.ignore), rebuild=args.rebuild, on_progress=progress.update)
+        stats = indexer.run()
+    if args.json:
+        print(json.dumps(stats.as_dict()))
+        return 0
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"Indexed {stats.files} files, {stats.chunks} chunks ({stats.chunks_embedded} embedded now, "
+              f"{stats.chunks_reused} reused) in {stats.seconds:.1f}s with {stats.model}.")
+    if stats.files_skipped:
+        reasons = ", ".join(f"{n} {SKIP_REASONS.get(r, r)}" for r, n in stats.skipped.items())
+        out.print(f"Skipped {stats.files_skipped} files: {reasons}.")
+    if stats.truncated:
+        out.print(f"{stats.truncated} chunks were longer than the model's input and were truncated.")
+    out.print(f"Index: {index_dir}")
+    return 0
+
+
+class _IndexProgress:
+    """A rich progress bar fed by the indexer's progress callbacks (files, chunks/s, ETA)."""
+
+    def __init__(self, console: Console, enabled: bool) -> None:
+        self.enabled = enabled
+        self.started = time.perf_counter()
+        self.progress = Progress(
+            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console, transient=True,
+        )
+        self.task: TaskID | None = None
+
+    def __enter__(self) -> _IndexProgress:
+        if self.enabled:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self.progress.stop()
+
+    def update(self, p: Any) -> None:
+        if not self.enabled:
+            return
+        elapsed = max(time.perf_counter() - self.started, 1e-6)
+        rate = (f"{p.chunks_done} chunks, {p.chunks_embedded / elapsed:.1f} embedded/s, "
+                f"{p.files_done / elapsed:.1f} files/s")
+        if self.task is None:
+            self.task = self.progress.add_task("index", total=p.files_total, rate=rate)
+        self.progress.update(self.task, completed=p.files_done, total=p.files_total, rate=rate)
+
+
+# -- search ----------------------------------------------------------------------------------
+def cmd_search(args: argparse.Namespace, err: Console) -> int:
+    from codesearch.search import Searcher
+
+    index_dir = _existing_index(args)
+    languages = [lang.strip() for item in args.lang for lang in item.split(",") if lang.strip()]
+    searcher = Searcher(index_dir, model=args.model, device=args.device)
+    results = searcher.search(args.query, k=args.k, mode=args.mode, languages=languages or None,
+                              path_glob=args.path_glob)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in results], ensure_ascii=False))
+        return 0
+    out = Console(highlight=False, soft_wrap=True)
+    if not results:
+        out.print("No results.")
+    for r in results:
+        out.print(f"[bold cyan]{r.path}:{r.start_line}[/]  [bold]{r.symbol}[/]  [dim]{r.kind}  {r.score:.3f}[/]",
+                  markup=True, soft_wrap=True)
+        for line in r.snippet.split("\n"):
+            out.print(f"    {line}", markup=False, soft_wrap=True)
+        out.print()
+    return 0
+
+
+# -- status ----------------------------------------------------------------------------------
+def cmd_status(args: argparse.Namespace, err: Console) -> int:
+    from codesearch.search import index_status
+
+    status = index_status(_existing_index(args))
+    if args.json:
+        print(json.dumps(status))
+        return 0
+    out = Console(highlight=False, soft_wrap=True)
+    size = status["size_bytes"] / (1024 * 1024)
+    out.print(f"root     {status['root']}\nindex    {status['index_dir']}\nfiles    {status['files']}\n"
+              f"chunks   {status['chunks']}\nmodel    {status['model']} ({status['model_id']}, "
+              f"{status['dimension']}-d)\nsize     {size:.1f} MiB\nupdated  {status['updated']}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,237 @@
+"""Walking a source tree and reading its files safely.
+
+Owns: which files of a root are candidates for indexing (ignore rules, size limit, symlinks that
+stay inside the root, loop detection), and turning a candidate into text (binary sniff, UTF-8
+with replacement). Every file left out is counted by reason in :class:`SkipStats`; problems
+(permission errors, files vanishing mid-walk) are logged once per reason and never stop a walk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from codesearch.files.ignore import IgnoreRules
+from codesearch.files.languages import detect_language
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_FILE_BYTES = 1024 * 1024
+SNIFF_BYTES = 8192
+# A "line" longer than this marks generated / minified text that is not worth embedding.
+MINIFIED_LINE_CHARS = 5000
+
+SKIP_REASONS = {
+    "binary": "binary files",
+    "too_large": "files over the size limit",
+    "minified": "minified or generated files (very long lines)",
+    "unreadable": "unreadable files or folders (permission or I/O error)",
+    "vanished": "files that vanished while indexing",
+    "symlink_outside": "symlinks pointing outside the root",
+    "symlink_loop": "symlink loops or repeated folders",
+    "not_regular": "special files (sockets, pipes, devices)",
+}
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A candidate file: posix path relative to the root, and what stat said of it."""
+
+    rel: str
+    path: Path
+    size: int
+    mtime_ns: int
+    language: str
+
+
+@dataclass
+class SkipStats:
+    """Counts of files left out, by reason; warns once per reason."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def skip(self, reason: str, rel: str, detail: str = "") -> None:
+        self.counts[reason] += 1
+        if reason not in self.examples:
+            self.examples[reason] = rel
+            if reason in ("unreadable", "vanished", "symlink_loop"):
+                log.warning("skipping %s: %s%s (further ones are counted, not logged)",
+                            SKIP_REASONS[reason], rel, f" ({detail})" if detail else "")
+            else:
+                log.info("skipping %s: %s", SKIP_REASONS[reason], rel)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(sorted(self.counts.items()))
+
+
+def walk(
+    root: Path,
+    *,
+    stats: SkipStats | None = None,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    extra_ignores: tuple[str, ...] = (),
+    exclude_dirs: tuple[Path, ...] = (),
+) -> Iterator[SourceFile]:
+    """Yield indexable files under ``root`` in a stable (sorted) order.
+
+    Symlinks are followed only when their target lies inside ``root``; each real directory is
+    entered at most once, so loops end. ``exclude_dirs`` (such as an index folder inside the
+    tree) are never entered.
+    """
+    stats = stats if stats is not None else SkipStats()
+    root = root.resolve()
+    rules = IgnoreRules.for_root(root, extra_ignores)
+    excluded = {str(p.resolve()) for p in exclude_dirs}
+    seen_dirs: set[tuple[int, int]] = set()
+    try:
+        st = root.stat()
+    except OSError as exc:
+        stats.skip("unreadable", ".", str(exc))
+        return
+    seen_dirs.add((st.st_dev, st.st_ino))
+    yield from _walk_dir(root, root, "", rules, stats, max_file_bytes, seen_dirs, excluded)
+
+
+def _walk_dir(
+    root: Path,
+    directory: Path,
+    rel_dir: str,
+    rules: IgnoreRules,
+    stats: SkipStats,
+    max_file_bytes: int,
+    seen_dirs: set[tuple[int, int]],
+    excluded: set[str],
+) -> Iterator[SourceFile]:
+    try:
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except FileNotFoundError:
+        stats.skip("vanished", rel_dir or ".")
+        return
+    except OSError as exc:
+        stats.skip("unreadable", rel_dir or ".", exc.strerror or str(exc))
+        return
+    for entry in entries:
+        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        try:
+            is_link = entry.is_symlink()
+            st = entry.stat(follow_symlinks=True)
+        except FileNotFoundError:
+            # a dangling symlink, or a file deleted since scandir listed it
+            stats.skip("vanished" if not _is_link(entry) else "symlink_outside", rel)
+            continue
+        except OSError as exc:
+            reason = "symlink_loop" if exc.errno == 40 else "unreadable"  # ELOOP
+            stats.skip(reason, rel, exc.strerror or str(exc))
+            continue
+        is_dir = stat.S_ISDIR(st.st_mode)
+        if rules.is_ignored(rel, is_dir):
+            continue
+        if is_link and not _inside(root, Path(entry.path)):
+            stats.skip("symlink_outside", rel)
+            continue
+        if is_dir:
+            if entry.path in excluded or os.path.realpath(entry.path) in excluded:
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key in seen_dirs:
+                stats.skip("symlink_loop", rel)
+                continue
+            if (Path(entry.path) / "pyvenv.cfg").exists():  # a virtualenv under any name
+                continue
+            seen_dirs.add(key)
+            child_rules = rules.child(Path(entry.path), rel)
+            yield from _walk_dir(root, Path(entry.path), rel, child_rules, stats, max_file_bytes, seen_dirs, excluded)
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            stats.skip("not_regular", rel)
+            continue
+        language = detect_language(rel)
+        if language is None:
+            continue
+        if st.st_size > max_file_bytes:
+            stats.skip("too_large", rel)
+            continue
+        yield SourceFile(rel=rel, path=Path(entry.path), size=st.st_size, mtime_ns=st.st_mtime_ns, language=language)
+
+
+def _is_link(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_symlink()
+    except OSError:
+        return False
+
+
+def _inside(root: Path, path: Path) -> bool:
+    try:
+        real = Path(os.path.realpath(path))
+    except OSError:
+        return False
+    return real == root or root in real.parents
+
+
+@dataclass(frozen=True)
+class LoadedFile:
+    """A file's decoded text and the hash of its exact bytes."""
+
+    text: str
+    content_hash: str
+    size: int
+    mtime_ns: int
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def load(source: SourceFile, stats: SkipStats, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadedFile | None:
+    """Read and decode a candidate, or count why it is skipped and return None.
+
+    Invalid UTF-8 is decoded with replacement characters, never rejected.
+    """
+    try:
+        with open(source.path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            if st.st_size > max_file_bytes:
+                stats.skip("too_large", source.rel)
+                return None
+            data = fh.read(max_file_bytes + 1)
+    except FileNotFoundError:
+        stats.skip("vanished", source.rel)
+        return None
+    except OSError as exc:
+        stats.skip("unreadable", source.rel, exc.strerror or str(exc))
+        return None
+    if len(data) > max_file_bytes:
+        stats.skip("too_large", source.rel)
+        return None
+    if b"\x00" in data[:SNIFF_BYTES]:
+        stats.skip("binary", source.rel)
+        return None
+    text = data.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    if _looks_minified(text):
+        stats.skip("minified", source.rel)
+        return None
+    return LoadedFile(text=text, content_hash=content_hash(data), size=len(data), mtime_ns=st.st_mtime_ns)
+
+
+def _looks_minified(text: str) -> bool:
+    if len(text) < MINIFIED_LINE_CHARS:
+        return False
+    lines = text.splitlines()
+    longest = max((len(line) for line in lines), default=0)
+    # one long data line in a normal file is fine; a bundle is a few enormous lines
+    return longest > MINIFIED_LINE_CHARS and len(text) / max(len(lines), 1) > 200

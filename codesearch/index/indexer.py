@@ -1,0 +1,275 @@
+"""Indexing a source tree: plan what changed, then chunk, embed and write it in bounded batches.
+
+The vocabulary, written down once:
+
+- **file record**: path, size, mtime_ns, content hash, chunk count: the catalog of what is indexed.
+- **chunk id**: hash of (model cache key, exact embedding text). Equal ids mean an equal
+  vector, so a stored vector is reused instead of computed (the content-hash cache).
+- **plan**: files to (re)chunk, files whose stat changed but whose bytes did not (touch only),
+  and paths to delete. Planning reads stats only; doing reads the changed files.
+- **batch**: up to ``BATCH_CHUNKS`` chunks of whole files, embedded and committed together. A
+  file's catalog record is written only after its chunk rows are committed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codesearch.chunking import Chunk, chunk_file
+from codesearch.embedding import Embedder, load_embedder, resolve_model
+from codesearch.errors import CodesearchError, ModelMismatchError, UsageError
+from codesearch.files import DEFAULT_MAX_FILE_BYTES, SkipStats, SourceFile, load, walk
+from codesearch.store import FileRecord, Store, lexical_terms
+
+log = logging.getLogger(__name__)
+
+BATCH_CHUNKS = 256
+LOCK_FILE = "writer.lock"
+
+
+@dataclass
+class IndexStats:
+    """What one ``index`` run did (the ``--json`` object of the CLI)."""
+
+    files: int = 0
+    chunks: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    files_skipped: int = 0
+    files_changed: int = 0
+    files_deleted: int = 0
+    files_unchanged: int = 0
+    seconds: float = 0.0
+    model: str = ""
+    truncated: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    index_dir: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Progress:
+    files_total: int
+    files_done: int = 0
+    chunks_done: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+
+
+@dataclass
+class Plan:
+    changed: list[SourceFile]
+    unchanged: list[SourceFile]
+    deleted: list[str]
+
+
+def chunk_id(cache_key: str, embedding_text: str) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(cache_key.encode("utf-8"))
+    digest.update(b"\0")
+    digest.update(embedding_text.encode("utf-8", errors="surrogatepass"))
+    return digest.hexdigest()
+
+
+@contextmanager
+def writer_lock(index_dir: Path) -> Iterator[None]:
+    """One writer per index: a second ``index`` on the same folder fails with a clear message."""
+    index_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(index_dir / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise CodesearchError(f"another codesearch process is writing the index at {index_dir}; "
+                                  "wait for it to finish") from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class Indexer:
+    """Brings the index of ``root`` in ``index_dir`` up to date with the files on disk."""
+
+    def __init__(
+        self,
+        root: Path,
+        index_dir: Path,
+        *,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+        device: str | None = None,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        extra_ignores: tuple[str, ...] = (),
+        rebuild: bool = False,
+        on_progress: Callable[[Progress], None] | None = None,
+    ) -> None:
+        if not root.is_dir():
+            raise UsageError(f"cannot index {root}: not a readable folder")
+        self.root = root.resolve()
+        self.index_dir = index_dir
+        self.model = model
+        self._embedder = embedder
+        self.device = device
+        self.max_file_bytes = max_file_bytes
+        self.extra_ignores = extra_ignores
+        self.rebuild = rebuild
+        self.on_progress = on_progress or (lambda progress: None)
+        self.skips = SkipStats()
+
+    # -- entry point --------------------------------------------------------------------------
+    def run(self) -> IndexStats:
+        started = time.perf_counter()
+        with writer_lock(self.index_dir):
+            store = self._open_store()
+            plan = self.plan(store)
+            stats = IndexStats(model=str(store.meta.get("model_name")), index_dir=str(self.index_dir),
+                               files_unchanged=len(plan.unchanged), files_deleted=len(plan.deleted))
+            if plan.deleted:
+                store.delete_files(plan.deleted)
+            self._index_changed(store, plan, stats)
+            store.finish_writes()
+            catalog = store.file_catalog()
+            stats.files = len(catalog)
+            stats.chunks = store.count_chunks()
+            stats.skipped = self.skips.as_dict()
+            stats.files_skipped = self.skips.total
+            stats.truncated = self._embedder.truncated if self._embedder is not None else 0
+            stats.seconds = round(time.perf_counter() - started, 3)
+            store.write_meta(updated=time.time(), files=stats.files, chunks=stats.chunks,
+                             last_run=stats.as_dict())
+        return stats
+
+    # -- planning -----------------------------------------------------------------------------
+    def plan(self, store: Store) -> Plan:
+        catalog = store.file_catalog()
+        changed: list[SourceFile] = []
+        unchanged: list[SourceFile] = []
+        seen: set[str] = set()
+        for source in walk(self.root, stats=self.skips, max_file_bytes=self.max_file_bytes,
+                           extra_ignores=self.extra_ignores, exclude_dirs=(self.index_dir,)):
+            seen.add(source.rel)
+            record = catalog.get(source.rel)
+            if record and record.size == source.size and record.mtime_ns == source.mtime_ns:
+                unchanged.append(source)
+            else:
+                changed.append(source)
+        deleted = sorted(set(catalog) - seen)
+        return Plan(changed=changed, unchanged=unchanged, deleted=deleted)
+
+    # -- doing --------------------------------------------------------------------------------
+    def _index_changed(self, store: Store, plan: Plan, stats: IndexStats) -> None:
+        """Chunk, embed and write the changed files; the model loads only if one needs it."""
+        progress = Progress(files_total=len(plan.changed))
+        self.on_progress(progress)
+        catalog = store.file_catalog()
+        pending: list[tuple[FileRecord, list[Chunk]]] = []
+        pending_chunks = 0
+        touched: list[FileRecord] = []
+        for source in plan.changed:
+            loaded = load(source, self.skips, self.max_file_bytes)
+            if loaded is None:
+                if source.rel in catalog:
+                    store.delete_files([source.rel])  # it became binary, huge or unreadable
+                progress.files_done += 1
+                continue
+            old = catalog.get(source.rel)
+            record = FileRecord(source.rel, loaded.size, loaded.mtime_ns, loaded.content_hash, source.language, 0)
+            if old is not None and old.file_hash == loaded.content_hash:
+                touched.append(FileRecord(**{**record.__dict__, "chunks": old.chunks}))
+                stats.files_unchanged += 1
+                progress.files_done += 1
+                continue
+            embedder = self._embedder_for(store)
+            chunks = chunk_file(source.rel, loaded.text, source.language, self._chunk_tokens(embedder),
+                                count_lines=self._line_counter(embedder))
+            pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
+            pending_chunks += len(chunks)
+            stats.files_changed += 1
+            if pending_chunks >= BATCH_CHUNKS:
+                self._flush(store, embedder, pending, stats, progress)
+                pending, pending_chunks = [], 0
+        if pending:
+            self._flush(store, self._embedder_for(store), pending, stats, progress)
+        if touched:
+            store.touch_files(touched)
+            self.on_progress(progress)
+
+    def _flush(self, store: Store, embedder: Embedder, pending: list[tuple[FileRecord, list[Chunk]]],
+               stats: IndexStats, progress: Progress) -> None:
+        cache_key = embedder.spec.cache_key
+        texts: list[str] = []
+        ids: list[str] = []
+        for record, chunks in pending:
+            for chunk in chunks:
+                text = chunk.embedding_text(record.path)
+                texts.append(text)
+                ids.append(chunk_id(cache_key, text))
+        vectors = store.existing_vectors(ids)
+        missing = [i for i, cid in enumerate(ids) if cid not in vectors]
+        reused = len(ids) - len(missing)
+        if missing:
+            computed = embedder.embed_documents([texts[i] for i in missing])
+            for row, i in enumerate(missing):
+                vectors[ids[i]] = computed[row]
+        rows: list[dict[str, Any]] = []
+        position = 0
+        for record, chunks in pending:
+            for chunk in chunks:
+                rows.append(dict(
+                    id=ids[position], path=record.path, start_line=chunk.start_line, end_line=chunk.end_line,
+                    symbol=chunk.symbol, kind=chunk.kind, language=chunk.language, text=chunk.text,
+                    terms=lexical_terms(f"{chunk.symbol}\n{record.path}\n{chunk.text}"),
+                    file_hash=record.file_hash, vector=vectors[ids[position]],
+                ))
+                position += 1
+        store.replace_files([record for record, _ in pending], rows)
+        stats.chunks_embedded += len(missing)
+        stats.chunks_reused += reused
+        progress.files_done += len(pending)
+        progress.chunks_done += len(rows)
+        progress.chunks_embedded += len(missing)
+        progress.chunks_reused += reused
+        self.on_progress(progress)
+
+    # -- model and store ------------------------------------------------------------------------
+    @staticmethod
+    def _line_counter(embedder: Embedder) -> Callable[[list[str]], list[int]]:
+        return lambda lines: embedder.count_tokens(lines, special=False)
+
+    def _chunk_tokens(self, embedder: Embedder) -> int:
+        return min(embedder.spec.chunk_tokens, embedder.max_tokens)
+
+    def _open_store(self) -> Store:
+        if Store.exists(self.index_dir) and self.rebuild:
+            log.info("rebuilding the index at %s", self.index_dir)
+            for child in self.index_dir.iterdir():
+                if child.name != LOCK_FILE:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+        if Store.exists(self.index_dir):
+            store = Store.open(self.index_dir)
+            if self.model is not None and resolve_model(self.model).model_id != store.meta.get("model_id"):
+                raise ModelMismatchError(
+                    f"the index at {self.index_dir} was built with model {store.meta.get('model_name')!r}; "
+                    f"add --rebuild to re-index it with {self.model!r}")
+            return store
+        embedder = self._embedder_for(None)
+        return Store.create(self.index_dir, root=str(self.root), model_name=embedder.spec.name,
+                            model_id=embedder.spec.model_id, cache_key=embedder.spec.cache_key,
+                            dimension=embedder.dimension)
+
+    def _embedder_for(self, store: Store | None) -> Embedder:
+        if self._embedder is None:
+            name = self.model if store is None else self.model or store.meta.get("model_name")
+            self._embedder = load_embedder(name, device=self.device)
+        return self._embedder

@@ -1,0 +1,122 @@
+"""Searching an index: natural-language (or code) query → ranked chunks.
+
+Owns the query modes (``dense``, ``lexical``, ``hybrid`` by reciprocal-rank fusion), the
+filters (languages, path glob), the result shape shared by the CLI and the language server,
+and index status. The embedding model is loaded only when a query needs vectors.
+"""
+
+from __future__ import annotations
+
+import textwrap
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from codesearch.embedding import Embedder, load_embedder, resolve_model
+from codesearch.errors import ModelMismatchError, UsageError
+from codesearch.store import Hit, Store, fuse, glob_filter, sql_in
+
+MODES = ("hybrid", "dense", "lexical")
+SNIPPET_LINES = 6
+SNIPPET_CHARS = 500
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    path: str  # posix, relative to the indexed root
+    start_line: int  # 1-based, inclusive
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    score: float
+    snippet: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def make_snippet(text: str) -> str:
+    lines = [line for line in textwrap.dedent(text).split("\n")]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    snippet = "\n".join(lines[:SNIPPET_LINES]).rstrip()
+    return snippet[:SNIPPET_CHARS]
+
+
+class Searcher:
+    """Queries one index folder."""
+
+    def __init__(self, index_dir: Path, *, model: str | None = None, embedder: Embedder | None = None,
+                 device: str | None = None) -> None:
+        self.store = Store.open(index_dir)
+        self.index_dir = index_dir
+        stored = str(self.store.meta.get("model_name") or self.store.meta.get("model_id"))
+        if model is not None and resolve_model(model).model_id != self.store.meta.get("model_id"):
+            raise ModelMismatchError(
+                f"the index at {index_dir} was built with model {stored!r}, not {model!r}: search without "
+                f"--model, or re-index with codesearch index --rebuild --model {model}")
+        self.model_name = stored
+        self._embedder = embedder
+        self.device = device
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = load_embedder(self.model_name, device=self.device)
+            if self._embedder.dimension != self.store.dimension:
+                raise ModelMismatchError(f"model {self.model_name!r} makes {self._embedder.dimension}-d vectors but "
+                                         f"the index holds {self.store.dimension}-d ones; re-index with --rebuild")
+        return self._embedder
+
+    def search(self, query: str, k: int = 10, mode: str = "hybrid", languages: list[str] | None = None,
+               path_glob: str | None = None) -> list[SearchResult]:
+        if mode not in MODES:
+            raise UsageError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
+        if k < 1:
+            raise UsageError("k must be at least 1")
+        query = query.strip()
+        if not query:
+            raise UsageError("the query is empty")
+        where = self._where(languages, path_glob)
+        hits: list[Hit]
+        if mode == "lexical":
+            hits = self.store.lexical(query, k, where)
+        elif mode == "dense":
+            hits = self.store.dense(self.embedder.embed_query(query), k, where)
+        else:
+            depth = max(50, 5 * k)
+            dense = self.store.dense(self.embedder.embed_query(query), depth, where)
+            lexical = self.store.lexical(query, depth, where)
+            hits = fuse([dense, lexical], k)
+        return [SearchResult(h.path, h.start_line, h.end_line, h.symbol, h.kind, h.language, round(h.score, 4),
+                             make_snippet(h.text)) for h in hits]
+
+    @staticmethod
+    def _where(languages: list[str] | None, path_glob: str | None) -> str | None:
+        clauses = []
+        if languages:
+            clauses.append(sql_in("language", [lang.lower() for lang in languages]))
+        if path_glob:
+            clauses.append(glob_filter(path_glob))
+        return " AND ".join(f"({c})" for c in clauses) or None
+
+
+def index_status(index_dir: Path) -> dict[str, Any]:
+    """What an index holds: root, files, chunks, model, size on disk, last update."""
+    store = Store.open(index_dir)
+    meta = store.meta
+    updated = float(meta.get("updated", 0))
+    return dict(
+        root=meta.get("root"),
+        index_dir=str(index_dir),
+        files=len(store.file_catalog()),
+        chunks=store.count_chunks(),
+        model=meta.get("model_name"),
+        model_id=meta.get("model_id"),
+        dimension=meta.get("dimension"),
+        size_bytes=store.size_bytes(),
+        updated=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(updated)) if updated else None,
+        last_run=meta.get("last_run"),
+    )

@@ -1,0 +1,298 @@
+"""The LanceDB store of an index: chunk rows with vectors, the file catalog, and queries.
+
+Owns the on-disk layout of an index folder (``meta.json``, table ``chunks``, table ``files``),
+the schema, safe filter strings (every literal is quoted; paths may contain ``'`` or ``%``),
+the native full-text index over identifier-split terms, and the three query kinds: dense
+(cosine over normalised vectors), lexical (BM25) and their reciprocal-rank fusion.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("LANCEDB_LOG", "error")
+
+import lancedb  # noqa: E402
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+from lancedb.index import FTS  # noqa: E402
+from pathspec.patterns.gitwildmatch import GitWildMatchPattern  # noqa: E402
+
+from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError, UsageError  # noqa: E402
+
+FORMAT_VERSION = 1
+CHUNKS = "chunks"
+FILES = "files"
+META = "meta.json"
+RRF_K = 60
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
+def split_identifier(word: str) -> list[str]:
+    """``parseHeaderLinks`` / ``parse_header_links`` / ``HTTPServer`` → their lower-case words."""
+    parts: list[str] = []
+    for piece in word.split("_"):
+        parts.extend(m.group(0).lower() for m in _CAMEL.finditer(piece))
+    return parts
+
+
+def lexical_terms(text: str) -> str:
+    """Text for the full-text index: the text itself plus the words of every compound
+    identifier, so ``parse header links`` finds ``parseHeaderLinks``."""
+    extra: list[str] = []
+    seen: set[str] = set()
+    for match in _IDENT.finditer(text):
+        word = match.group(0)
+        if word in seen:
+            continue
+        seen.add(word)
+        parts = split_identifier(word)
+        if len(parts) > 1:
+            extra.extend(parts)
+    return text + "\n" + " ".join(extra) if extra else text
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal: single quotes doubled; nothing else is special in it."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
+
+
+def glob_filter(glob: str) -> str:
+    """A path glob (gitignore syntax: ``*.py``, ``src/**/*.ts``, ``tests/``) as a SQL filter."""
+    regex, include = GitWildMatchPattern.pattern_to_regex(glob.strip())
+    if regex is None or not include:
+        raise UsageError(f"invalid path glob {glob!r}")
+    return f"regexp_like(path, {sql_str(regex)})"
+
+
+def chunk_schema(dimension: int) -> pa.Schema:
+    return pa.schema([
+        pa.field("id", pa.string()),
+        pa.field("path", pa.string()),
+        pa.field("start_line", pa.int32()),
+        pa.field("end_line", pa.int32()),
+        pa.field("symbol", pa.string()),
+        pa.field("kind", pa.string()),
+        pa.field("language", pa.string()),
+        pa.field("text", pa.string()),
+        pa.field("terms", pa.string()),
+        pa.field("file_hash", pa.string()),
+        pa.field("vector", pa.list_(pa.float32(), dimension)),
+    ])
+
+
+FILE_SCHEMA = pa.schema([
+    pa.field("path", pa.string()),
+    pa.field("size", pa.int64()),
+    pa.field("mtime_ns", pa.int64()),
+    pa.field("file_hash", pa.string()),
+    pa.field("language", pa.string()),
+    pa.field("chunks", pa.int32()),
+])
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    file_hash: str
+    language: str
+    chunks: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result row (``score`` is in [0, 1] for every mode; higher is better)."""
+
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    text: str
+    score: float
+
+
+_HIT_COLUMNS = ["id", "path", "start_line", "end_line", "symbol", "kind", "language", "text"]
+
+
+class Store:
+    """An index folder. ``Store.create`` makes one; ``Store.open`` reads an existing one."""
+
+    def __init__(self, directory: Path, meta: dict[str, Any]) -> None:
+        self.directory = directory
+        self.meta = meta
+        self._db = lancedb.connect(str(directory))
+        self.dimension = int(meta["dimension"])
+        names = set(self._db.list_tables().tables)
+        self.chunks = self._db.open_table(CHUNKS) if CHUNKS in names else self._db.create_table(
+            CHUNKS, schema=chunk_schema(self.dimension))
+        self.files = self._db.open_table(FILES) if FILES in names else self._db.create_table(FILES, schema=FILE_SCHEMA)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    @staticmethod
+    def exists(directory: Path) -> bool:
+        return (directory / META).is_file()
+
+    @classmethod
+    def open(cls, directory: Path, model_id: str | None = None, dimension: int | None = None) -> Store:
+        if not cls.exists(directory):
+            raise IndexNotFoundError(f"no index at {directory}")
+        try:
+            meta = json.loads((directory / META).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(f"cannot read {directory / META}: {exc}; re-create it with codesearch index") from exc
+        if meta.get("format") != FORMAT_VERSION:
+            raise IndexCorruptError(f"index at {directory} has format {meta.get('format')}, expected "
+                                    f"{FORMAT_VERSION}; re-create it with codesearch index --rebuild")
+        if model_id is not None and (meta.get("model_id") != model_id or
+                                     (dimension is not None and meta.get("dimension") != dimension)):
+            raise ModelMismatchError(
+                f"the index at {directory} was built with model {meta.get('model_name') or meta.get('model_id')!r}, "
+                f"not {model_id!r}: search with --model {meta.get('model_name')}, or re-index with "
+                f"codesearch index --rebuild --model ..."
+            )
+        try:
+            return cls(directory, meta)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise IndexCorruptError(f"cannot open the index at {directory}: {exc}") from exc
+
+    @classmethod
+    def create(cls, directory: Path, *, root: str, model_name: str, model_id: str, cache_key: str,
+               dimension: int) -> Store:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        now = time.time()
+        meta = dict(format=FORMAT_VERSION, root=root, model_name=model_name, model_id=model_id,
+                    cache_key=cache_key, dimension=dimension, created=now, updated=now)
+        store = cls(directory, meta)
+        store.write_meta()
+        return store
+
+    def write_meta(self, **updates: Any) -> None:
+        self.meta.update(updates)
+        tmp = self.directory / (META + ".tmp")
+        tmp.write_text(json.dumps(self.meta, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.directory / META)
+
+    # -- catalog ------------------------------------------------------------------------------
+    def file_catalog(self) -> dict[str, FileRecord]:
+        table = self.files.to_arrow()
+        return {r["path"]: FileRecord(**r) for r in table.to_pylist()}
+
+    def count_chunks(self) -> int:
+        return self.chunks.count_rows()
+
+    def size_bytes(self) -> int:
+        total = 0
+        for dirpath, _dirs, names in os.walk(self.directory):
+            for name in names:
+                try:
+                    total += os.path.getsize(os.path.join(dirpath, name))
+                except OSError:
+                    pass
+        return total
+
+    # -- writes -------------------------------------------------------------------------------
+    def existing_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors already stored under these chunk ids (the content-hash cache)."""
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(ids))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            rows = (self.chunks.search().where(sql_in("id", part)).select(["id", "vector"])
+                    .limit(len(part) * 4).to_arrow())
+            if rows.num_rows:
+                vectors = np.asarray(rows.column("vector").combine_chunks().values, dtype=np.float32)
+                vectors = vectors.reshape(rows.num_rows, self.dimension)
+                for i, cid in enumerate(rows.column("id").to_pylist()):
+                    found[cid] = vectors[i]
+        return found
+
+    def replace_files(self, records: Sequence[FileRecord], rows: list[dict[str, Any]]) -> None:
+        """Replace everything stored for these files by ``rows``. The catalog entry is removed
+        first and written last, so a crash in between leaves the files marked as not indexed."""
+        paths = [r.path for r in records]
+        self.delete_files(paths)
+        if rows:
+            self.chunks.add(pa.Table.from_pylist(rows, schema=self.chunks.schema))
+        if records:
+            self.files.add(pa.Table.from_pylist([r.__dict__ for r in records], schema=FILE_SCHEMA))
+
+    def delete_files(self, paths: Sequence[str]) -> None:
+        for start in range(0, len(paths), 500):
+            part = paths[start : start + 500]
+            where = sql_in("path", part)
+            self.files.delete(where)
+            self.chunks.delete(where)
+
+    def touch_files(self, records: Sequence[FileRecord]) -> None:
+        """Update the stat fields of files whose content did not change."""
+        for start in range(0, len(records), 500):
+            part = records[start : start + 500]
+            self.files.delete(sql_in("path", [r.path for r in part]))
+            self.files.add(pa.Table.from_pylist([r.__dict__ for r in part], schema=FILE_SCHEMA))
+
+    def finish_writes(self) -> None:
+        """Bring the full-text index up to date and compact small fragments."""
+        if self.chunks.count_rows() == 0:
+            return
+        indexed = {tuple(ix.columns) for ix in self.chunks.list_indices()}
+        if ("terms",) not in indexed:
+            self.chunks.create_index("terms", config=FTS(with_position=False), replace=True)
+        self.chunks.optimize()
+        self.files.optimize()
+
+    # -- queries ------------------------------------------------------------------------------
+    def dense(self, vector: np.ndarray, k: int, where: str | None = None) -> list[Hit]:
+        query = self.chunks.search(vector.astype(np.float32), vector_column_name="vector").distance_type("cosine")
+        if where:
+            query = query.where(where, prefilter=True)
+        rows = query.select(_HIT_COLUMNS).limit(k).to_list()
+        return [_hit(r, max(0.0, 1.0 - float(r["_distance"]))) for r in rows]
+
+    def lexical(self, text: str, k: int, where: str | None = None) -> list[Hit]:
+        terms = lexical_terms(text).replace("\n", " ")
+        if not terms.strip() or self.chunks.count_rows() == 0:
+            return []
+        query = self.chunks.search(terms, query_type="fts", fts_columns="terms")
+        if where:
+            query = query.where(where, prefilter=True)
+        rows = query.select(_HIT_COLUMNS).limit(k).to_list()
+        if not rows:
+            return []
+        top = max(float(r["_score"]) for r in rows) or 1.0
+        return [_hit(r, float(r["_score"]) / top) for r in rows]
+
+
+def _hit(row: dict[str, Any], score: float) -> Hit:
+    return Hit(path=row["path"], start_line=int(row["start_line"]), end_line=int(row["end_line"]),
+               symbol=row["symbol"], kind=row["kind"], language=row["language"], text=row["text"], score=score)
+
+
+def fuse(rankings: Sequence[Sequence[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
+    """Reciprocal rank fusion; the score is normalised so a hit ranked first everywhere gets 1."""
+    scores: dict[tuple[str, int, int], float] = {}
+    hits: dict[tuple[str, int, int], Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking):
+            key = (hit.path, hit.start_line, hit.end_line)
+            scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank + 1)
+            hits.setdefault(key, hit)
+    best = len(rankings) / (rrf_k + 1)
+    ordered = sorted(scores, key=lambda key: scores[key], reverse=True)[:k]
+    return [Hit(**{**hits[key].__dict__, "score": scores[key] / best}) for key in ordered]
