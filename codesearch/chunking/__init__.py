@@ -13,6 +13,7 @@ from codesearch.chunking.languages import SUPPORTED_LANGUAGES
 from codesearch.chunking.model import Chunk, LineCounter, estimate_lines, estimate_tokens, header_reserve
 from codesearch.chunking.text import window_chunks
 from codesearch.chunking.treesitter import TreeSitterChunker
+from codesearch.files.walk import looks_minified
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def chunk_file(rel_path: str, text: str, language: str, max_tokens: int = 256,
     with ``count_lines`` (the embedder's tokenizer, or an estimate). Never raises on bad input:
     a file the parser cannot handle falls back to line windows (and is logged)."""
     budget = max(16, max_tokens - header_reserve(max_tokens))
-    if language in SUPPORTED_LANGUAGES:
+    if language in SUPPORTED_LANGUAGES and not looks_minified(text):
         try:
             return TreeSitterChunker(language, text, budget, PurePosixPath(rel_path).name, count_lines).chunks()
         except (RecursionError, ValueError, MemoryError) as exc:

@@ -14,6 +14,7 @@ from codesearch.files.walk import (
     SourceFile,
     content_hash,
     load,
+    looks_minified,
     walk,
 )
 
@@ -28,5 +29,6 @@ __all__ = [
     "content_hash",
     "detect_language",
     "load",
+    "looks_minified",
     "walk",
 ]

@@ -24,8 +24,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
 SNIFF_BYTES = 8192
-# A "line" longer than this marks generated / minified text that is not worth embedding.
-MINIFIED_LINE_CHARS = 5000
 
 SKIP_REASONS = {
     "binary": "binary files",
@@ -148,7 +146,7 @@ def _walk_dir(
             if key in seen_dirs:
                 stats.skip("symlink_loop", rel)
                 continue
-            if (Path(entry.path) / "pyvenv.cfg").exists():  # a virtualenv under any name
+            if os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):  # a virtualenv under any name
                 continue
             seen_dirs.add(key)
             child_rules = rules.child(Path(entry.path), rel)
@@ -222,16 +220,20 @@ def load(source: SourceFile, stats: SkipStats, max_file_bytes: int = DEFAULT_MAX
     text = data.decode("utf-8", errors="replace")
     if text.startswith("\ufeff"):
         text = text[1:]
-    if _looks_minified(text):
+    if looks_minified(text):
         stats.skip("minified", source.rel)
         return None
     return LoadedFile(text=text, content_hash=content_hash(data), size=len(data), mtime_ns=st.st_mtime_ns)
 
 
-def _looks_minified(text: str) -> bool:
-    if len(text) < MINIFIED_LINE_CHARS:
+# A file whose lines run this long on average is minified or generated: no useful syntax
+# units, and parsing it would build a node per token, so it gets bounded text windows
+MINIFIED_MEAN_LINE_CHARS = 300
+MINIFIED_MAX_LINE_CHARS = 5000
+
+
+def looks_minified(text: str) -> bool:
+    if len(text) < MINIFIED_MAX_LINE_CHARS:
         return False
-    lines = text.splitlines()
-    longest = max((len(line) for line in lines), default=0)
-    # one long data line in a normal file is fine; a bundle is a few enormous lines
-    return longest > MINIFIED_LINE_CHARS and len(text) / max(len(lines), 1) > 200
+    newlines = text.count("\n") + 1
+    return len(text) / newlines > MINIFIED_MEAN_LINE_CHARS and max(map(len, text.split("\n"))) > MINIFIED_MAX_LINE_CHARS

@@ -72,7 +72,10 @@ def sql_in(column: str, values: Iterable[str]) -> str:
 
 def glob_filter(glob: str) -> str:
     """A path glob (gitignore syntax: ``*.py``, ``src/**/*.ts``, ``tests/``) as a SQL filter."""
-    regex, include = GitWildMatchPattern.pattern_to_regex(glob.strip())
+    try:
+        regex, include = GitWildMatchPattern.pattern_to_regex(glob.strip())
+    except ValueError as exc:
+        raise UsageError(f"invalid path glob {glob!r}: {exc}") from exc
     if regex is None or not include:
         raise UsageError(f"invalid path glob {glob!r}")
     return f"regexp_like(path, {sql_str(regex)})"

@@ -1,0 +1,80 @@
+"""Shared fixtures: the real offline model (loaded once), a tiny random ModernBERT checkpoint
+built in-process, sample source trees, and a private CODESEARCH_HOME for every test."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ["HF_HUB_OFFLINE"] = "1"  # the tests prove everything works without the hub
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("LANCEDB_LOG", "error")
+
+from samples import SAMPLES  # noqa: E402
+
+EXTENSIONS = {"python": ".py", "javascript": ".js", "typescript": ".ts", "tsx": ".tsx", "go": ".go", "java": ".java",
+              "rust": ".rs", "c": ".c", "cpp": ".cpp", "csharp": ".cs", "ruby": ".rb", "php": ".php"}
+
+
+@pytest.fixture(autouse=True)
+def _private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CODESEARCH_HOME", str(tmp_path_factory.mktemp("cshome")))
+
+
+@pytest.fixture(scope="session")
+def embedder():  # type: ignore[no-untyped-def]
+    from codesearch.embedding import load_embedder
+
+    return load_embedder()
+
+
+def write_samples(root: Path) -> dict[str, str]:
+    """Write every language sample under ``root``; returns rel path → language."""
+    written = {}
+    for language, (rel, source) in SAMPLES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(source, encoding="utf-8")
+        written[rel] = language
+    (root / "README.md").write_text("# Demo\n\nA demo project for codesearch tests.\n", encoding="utf-8")
+    return written
+
+
+@pytest.fixture()
+def sample_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "project"
+    write_samples(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_modernbert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A random 2-layer ModernBERT with a small WordPiece vocabulary, saved as safetensors."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import ModernBertConfig, ModernBertModel, PreTrainedTokenizerFast
+
+    folder = tmp_path_factory.mktemp("tiny-modernbert")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    words = ["def", "class", "return", "parse", "header", "links", "value", "self", "import", "function",
+             "the", "a", "of", "to", "(", ")", ":", ",", ".", "=", "{", "}", "[", "]", "#", "/", "_"]
+    vocab = {tok: i for i, tok in enumerate(specials + words + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+                                             + list("abcdefghijklmnopqrstuvwxyz0123456789"))}
+    tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
+    fast.save_pretrained(folder)
+    config = ModernBertConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                              num_attention_heads=2, max_position_embeddings=512, global_attn_every_n_layers=2,
+                              local_attention=16, pad_token_id=vocab["[PAD]"], bos_token_id=vocab["[CLS]"],
+                              eos_token_id=vocab["[SEP]"], cls_token_id=vocab["[CLS]"], sep_token_id=vocab["[SEP]"])
+    ModernBertModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    yield folder

@@ -1,0 +1,120 @@
+"""The installed ``codesearch`` command, end to end in subprocesses: --json shapes, human
+output, and one-line errors with exit codes (never a traceback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import write_samples
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+INDEX_KEYS = {"files", "chunks", "chunks_embedded", "chunks_reused", "files_skipped", "seconds", "model"}
+RESULT_KEYS = {"path", "start_line", "end_line", "symbol", "kind", "language", "score", "snippet"}
+
+
+def codesearch(*args: str, cwd: Path | None = None, env_home: Path) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("codesearch", path=str(Path(sys.executable).parent)) or "codesearch"
+    env = {**os.environ, "CODESEARCH_HOME": str(env_home), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    return subprocess.run([exe, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:  # type: ignore[type-arg]
+    base = tmp_path_factory.mktemp("cli")
+    root = base / "my project's naïve 100% tree"
+    write_samples(root)
+    (root / "data.bin").write_bytes(b"\x00" * 100)
+    (root / "blob.py").write_bytes(b"\x00binary")
+    home = base / "home"
+    done = codesearch("index", str(root), "--json", env_home=home)
+    assert done.returncode == 0, done.stderr
+    return root, home, json.loads(done.stdout)
+
+
+def test_index_json_shape(indexed) -> None:  # type: ignore[no-untyped-def]
+    _root, _home, stats = indexed
+    assert INDEX_KEYS <= set(stats)
+    assert stats["files"] == 13 and stats["files_skipped"] == 1 and stats["model"] == "all-minilm-l6-v2"
+    assert stats["chunks"] == stats["chunks_embedded"] > 13 and stats["chunks_reused"] == 0
+
+
+def test_reindex_is_a_no_op(indexed) -> None:  # type: ignore[no-untyped-def]
+    root, home, stats = indexed
+    again = codesearch("index", "--json", cwd=root, env_home=home)  # PATH defaults to the current folder
+    assert again.returncode == 0, again.stderr
+    data = json.loads(again.stdout)
+    assert data["chunks_embedded"] == 0 and data["chunks"] == stats["chunks"]
+
+
+def test_search_json_shape_and_ranking(indexed) -> None:  # type: ignore[no-untyped-def]
+    root, home, _ = indexed
+    done = codesearch("search", "parse the links in an HTTP header", str(root), "--json", "-k", "5", env_home=home)
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)
+    assert len(results) == 5 and all(set(r) == RESULT_KEYS for r in results)
+    top = results[0]
+    assert (top["path"], top["start_line"], top["end_line"], top["symbol"]) == (
+        "pkg/links.py", 7, 12, "parse_header_links")
+    assert top["kind"] == "function" and top["language"] == "python" and 0 < top["score"] <= 1
+    assert top["snippet"].startswith("def parse_header_links(value):")
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_search_filters_and_modes(indexed) -> None:  # type: ignore[no-untyped-def]
+    root, home, _ = indexed
+    done = codesearch("search", "get a value by key", str(root), "--json", "--lang", "java,rust", "--mode", "dense",
+                      env_home=home)
+    results = json.loads(done.stdout)
+    assert results and {r["language"] for r in results} <= {"java", "rust"}
+    done = codesearch("search", "matrix", str(root), "--json", "--mode", "lexical", "--path", "*.cpp", env_home=home)
+    results = json.loads(done.stdout)
+    assert results and {r["path"] for r in results} == {"src/matrix.cpp"}
+
+
+def test_search_human_output_from_a_subfolder(indexed) -> None:  # type: ignore[no-untyped-def]
+    root, home, _ = indexed
+    done = codesearch("search", "greet the world by default", "-k", "2", cwd=root / "lib", env_home=home)
+    assert done.returncode == 0, done.stderr
+    first = done.stdout.splitlines()[0].split()
+    assert first[0] == "lib/greeter.rb:9" and first[1] == "Greeting.Greeter.default"
+    assert "def self.default" in done.stdout
+
+
+def test_status(indexed) -> None:  # type: ignore[no-untyped-def]
+    root, home, stats = indexed
+    done = codesearch("status", str(root), "--json", env_home=home)
+    status = json.loads(done.stdout)
+    assert status["files"] == 13 and status["chunks"] == stats["chunks"]
+    assert status["model"] == "all-minilm-l6-v2" and status["size_bytes"] > 0 and status["updated"]
+    human = codesearch("status", str(root), env_home=home).stdout
+    assert "chunks" in human and "all-minilm-l6-v2" in human
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["search", "anything", "{empty}"], 3, "codesearch index"),
+        (["status", "{empty}"], 3, "codesearch index"),
+        (["index", "/does/not/exist"], 2, "does not exist"),
+        (["index", "{empty}", "--model", "no-such-model"], 5, "unknown model"),
+        (["search", "x", "{root}", "--path", "!"], 2, "invalid path glob"),
+        (["search", "x", "{root}", "-k", "0"], 2, "k must be at least 1"),
+        (["index", "{root}", "--model", "some-org/not-here"], 4, "--rebuild"),
+    ],
+)
+def test_errors_are_one_line_with_exit_codes(indexed, tmp_path: Path, args: list[str], code: int,
+                                             message: str) -> None:  # type: ignore[no-untyped-def]
+    root, home, _ = indexed
+    args = [a.replace("{empty}", str(tmp_path)).replace("{root}", str(root)) for a in args]
+    done = codesearch(*args, env_home=home)
+    assert done.returncode == code, done.stderr
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1

@@ -1,0 +1,131 @@
+"""Indexing real trees with the real model into a real LanceDB folder: incremental runs, the
+content-hash cache, deletions, bad inputs, the writer lock, and model changes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from conftest import write_samples
+
+from codesearch import Indexer, Searcher, default_index_dir, index_status
+from codesearch.chunking import chunk_file
+from codesearch.errors import CodesearchError, ModelMismatchError
+from codesearch.files import detect_language
+from codesearch.index.indexer import writer_lock
+
+pytestmark = pytest.mark.slow
+
+
+def index(root: Path, embedder, **kwargs):  # type: ignore[no-untyped-def]
+    return Indexer(root, default_index_dir(root), embedder=embedder, **kwargs).run()
+
+
+def expected_chunk_count(root: Path, embedder) -> int:  # type: ignore[no-untyped-def]
+    total = 0
+    for path in root.rglob("*"):
+        if path.is_file():
+            rel = path.relative_to(root).as_posix()
+            total += len(chunk_file(rel, path.read_text(), detect_language(rel) or "text", 256,
+                                    count_lines=lambda lines: embedder.count_tokens(lines, special=False)))
+    return total
+
+
+def test_index_then_reindex_unchanged_embeds_nothing(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    first = index(sample_tree, embedder)
+    assert first.files == 13 and first.files_changed == 13
+    assert first.chunks == first.chunks_embedded == expected_chunk_count(sample_tree, embedder)
+    second = index(sample_tree, embedder)
+    assert (second.chunks_embedded, second.chunks_reused, second.files_changed) == (0, 0, 0)
+    assert second.files_unchanged == 13 and second.chunks == first.chunks
+    # mtime changes without content changes: re-read, nothing embedded
+    for path in sample_tree.rglob("*.py"):
+        os.utime(path, ns=(1, 1))
+    third = index(sample_tree, embedder)
+    assert third.chunks_embedded == 0 and third.files_changed == 0
+
+
+def test_editing_one_function_embeds_only_that_chunk(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    index(sample_tree, embedder)
+    path = sample_tree / "pkg" / "links.py"
+    path.write_text(path.read_text().replace("links.append(val.strip())", "links.append(val.strip().lower())"))
+    stats = index(sample_tree, embedder)
+    assert stats.files_changed == 1
+    assert stats.chunks_embedded == 1
+    assert stats.chunks_reused == len(chunk_file("pkg/links.py", path.read_text(), "python")) - 1
+    hits = Searcher(default_index_dir(sample_tree), embedder=embedder).search("lower", mode="lexical", k=1)
+    assert hits[0].symbol == "parse_header_links" and "lower()" in hits[0].snippet + path.read_text()
+
+
+def test_deleted_and_new_files(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    index(sample_tree, embedder)
+    (sample_tree / "src" / "util.js").unlink()
+    (sample_tree / "new.py").write_text("def brand_new_helper():\n    return 'fresh'\n")
+    stats = index(sample_tree, embedder)
+    assert stats.files_deleted == 1 and stats.files_changed == 1 and stats.files == 13
+    searcher = Searcher(default_index_dir(sample_tree), embedder=embedder)
+    paths = {r.path for r in searcher.search("EventBus readConfig debounce", mode="lexical", k=20)}
+    assert "src/util.js" not in paths
+    assert searcher.search("brand new helper", mode="lexical", k=1)[0].path == "new.py"
+
+
+def test_bad_inputs_are_counted_and_the_rest_indexed(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "bad"
+    write_samples(root)
+    (root / "blob.py").write_bytes(b"\x00\x01\x02binary")
+    (root / "huge.py").write_text("x = 1\n" * 300_000)
+    (root / "broken.py").write_text("def oops(:\n    return ((\n\ndef fine():\n    return 1\n")
+    (root / "latin1.py").write_bytes(b"def cafe():\n    return 'caf\xe9'\n")
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    stats = index(root, embedder)
+    assert stats.skipped == {"binary": 1, "symlink_loop": 1, "too_large": 1}
+    assert stats.files == 15
+    searcher = Searcher(default_index_dir(root), embedder=embedder)
+    assert searcher.search("fine", mode="lexical", k=1)[0].path == "broken.py"
+    assert searcher.search("cafe", mode="lexical", k=1)[0].path == "latin1.py"
+
+
+def test_files_vanishing_mid_index(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    doomed = sample_tree / "src" / "api.ts"
+
+    def remove_after_first_batch(progress) -> None:  # type: ignore[no-untyped-def]
+        if progress.files_done == 0 and doomed.exists():
+            doomed.unlink()
+
+    stats = Indexer(sample_tree, default_index_dir(sample_tree), embedder=embedder,
+                    on_progress=remove_after_first_batch).run()
+    assert stats.skipped == {"vanished": 1} and stats.files == 12
+
+
+def test_search_finds_the_right_function(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    index(sample_tree, embedder)
+    searcher = Searcher(default_index_dir(sample_tree), embedder=embedder)
+    for mode in ("hybrid", "dense", "lexical"):
+        assert searcher.search("parse header links", mode=mode, k=3)[0].symbol == "parse_header_links", mode
+    assert searcher.search("read a JSON configuration file", k=1)[0].symbol == "readConfig"
+    only_go = searcher.search("serve an http request", k=5, languages=["go"])
+    assert only_go and {r.language for r in only_go} == {"go"}
+    under_src = searcher.search("cache", k=20, path_glob="src/**")
+    assert under_src and all(r.path.startswith("src/") for r in under_src)
+    status = index_status(default_index_dir(sample_tree))
+    assert status["files"] == 13 and status["model"] == "all-minilm-l6-v2" and status["size_bytes"] > 0
+
+
+def test_second_writer_is_refused(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    index_dir = default_index_dir(sample_tree)
+    with writer_lock(index_dir), pytest.raises(CodesearchError, match="another codesearch process"):
+        Indexer(sample_tree, index_dir, embedder=embedder).run()
+
+
+def test_model_change_needs_rebuild(sample_tree: Path, embedder, tiny_modernbert: Path) -> None:  # type: ignore[no-untyped-def]
+    index(sample_tree, embedder)
+    index_dir = default_index_dir(sample_tree)
+    with pytest.raises(ModelMismatchError, match="--rebuild"):
+        Indexer(sample_tree, index_dir, model=str(tiny_modernbert)).run()
+    with pytest.raises(ModelMismatchError, match="re-index"):
+        Searcher(index_dir, model=str(tiny_modernbert))
+    stats = Indexer(sample_tree, index_dir, model=str(tiny_modernbert), rebuild=True).run()
+    assert stats.files == 13 and stats.chunks_reused == 0
+    assert index_status(index_dir)["dimension"] == 32
+    assert Searcher(index_dir).search("parse header links", k=3)  # loads the index's own model

@@ -1,0 +1,118 @@
+"""The LanceDB store: safe quoting, filters, identifier-split full-text search, fusion, and
+model identity, on a real LanceDB folder with hand-made vectors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError, UsageError
+from codesearch.store import FileRecord, Hit, Store, fuse, glob_filter, lexical_terms, split_identifier, sql_str
+
+DIM = 8
+
+
+def vec(seed: int) -> np.ndarray:
+    v = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def make_store(tmp_path: Path) -> Store:
+    return Store.create(tmp_path / "index", root="/src", model_name="m", model_id="org/m", cache_key="k",
+                        dimension=DIM)
+
+
+def add_file(store: Store, path: str, chunks: list[tuple[str, str, int]], language: str = "python") -> None:
+    rows = []
+    for i, (symbol, text, seed) in enumerate(chunks):
+        rows.append(dict(id=f"{path}#{i}", path=path, start_line=i * 10 + 1, end_line=i * 10 + 5, symbol=symbol,
+                         kind="function", language=language, text=text,
+                         terms=lexical_terms(f"{symbol}\n{path}\n{text}"), file_hash="h", vector=vec(seed)))
+    store.replace_files([FileRecord(path, 10, 1, "h", language, len(rows))], rows)
+
+
+def test_split_identifier_and_terms() -> None:
+    assert split_identifier("parseHeaderLinks") == ["parse", "header", "links"]
+    assert split_identifier("parse_header_links") == ["parse", "header", "links"]
+    assert split_identifier("HTTPServerError") == ["http", "server", "error"]
+    assert "parse header links" in lexical_terms("def parseHeaderLinks(v): pass")
+
+
+def test_sql_quoting() -> None:
+    assert sql_str("it's") == "'it''s'"
+    assert sql_str("100%") == "'100%'"
+    with pytest.raises(UsageError):
+        glob_filter("!")
+
+
+@pytest.mark.parametrize("path", ["src/it's.py", "src/100%/a.py", "dir with space/naïve 日本.py", "a'b''c%_d.py"])
+def test_paths_with_quotes_percent_and_unicode(tmp_path: Path, path: str) -> None:
+    store = make_store(tmp_path)
+    add_file(store, path, [("alpha", "def alpha(): pass", 1)])
+    add_file(store, "other.py", [("beta", "def beta(): pass", 2)])
+    assert {h.path for h in store.lexical("alpha", 5)} == {path}
+    assert set(store.file_catalog()) == {path, "other.py"}
+    assert set(store.existing_vectors([f"{path}#0"])) == {f"{path}#0"}
+    store.delete_files([path])
+    assert set(store.file_catalog()) == {"other.py"}
+    assert store.count_chunks() == 1
+
+
+def test_identifier_split_lexical_search(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    add_file(store, "a.js", [("parseHeaderLinks", "function parseHeaderLinks(value) { return value; }", 1)])
+    add_file(store, "b.py", [("parse_header_links", "def parse_header_links(value): return value", 2)])
+    add_file(store, "c.py", [("unrelated", "def unrelated(): return 42", 3)])
+    store.finish_writes()
+    for query in ["parse header links", "parseHeaderLinks", "parse_header_links"]:
+        assert {h.path for h in store.lexical(query, 2)} == {"a.js", "b.py"}, query
+
+
+def test_dense_search_and_filters(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    add_file(store, "src/a.py", [("a", "alpha", 1)])
+    add_file(store, "src/b.ts", [("b", "beta", 2)], language="typescript")
+    add_file(store, "tests/test_a.py", [("t", "gamma", 3)])
+    store.finish_writes()
+    top = store.dense(vec(2), 3)
+    assert top[0].path == "src/b.ts" and top[0].score == pytest.approx(1.0, abs=1e-5)
+    assert {h.path for h in store.dense(vec(2), 3, "language IN ('python')")} == {"src/a.py", "tests/test_a.py"}
+    assert {h.path for h in store.dense(vec(2), 3, glob_filter("tests/"))} == {"tests/test_a.py"}
+    assert {h.path for h in store.dense(vec(2), 3, glob_filter("*.ts"))} == {"src/b.ts"}
+    assert {h.path for h in store.dense(vec(2), 3, glob_filter("src/**/*.py"))} == {"src/a.py"}
+
+
+def test_replace_files_leaves_no_duplicates(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    for _ in range(3):
+        add_file(store, "a.py", [("f", "one", 1), ("g", "two", 2)])
+    assert store.count_chunks() == 2
+    assert len(store.file_catalog()) == 1
+
+
+def test_fuse_rewards_agreement() -> None:
+    def hit(path: str) -> Hit:
+        return Hit(path, 1, 2, path, "function", "python", "", 0.5)
+
+    fused = fuse([[hit("a"), hit("b"), hit("c")], [hit("b"), hit("d")]], k=3)
+    assert [h.path for h in fused] == ["b", "a", "d"]
+    assert fused[0].score <= 1.0 and fused[0].score > fused[1].score
+
+
+def test_open_checks_model_and_existence(tmp_path: Path) -> None:
+    with pytest.raises(IndexNotFoundError):
+        Store.open(tmp_path / "nothing")
+    make_store(tmp_path)
+    assert Store.open(tmp_path / "index", model_id="org/m").dimension == DIM
+    with pytest.raises(ModelMismatchError, match="re-index"):
+        Store.open(tmp_path / "index", model_id="org/other")
+    (tmp_path / "index" / "meta.json").write_text("{not json")
+    with pytest.raises(IndexCorruptError):
+        Store.open(tmp_path / "index")
+
+
+def test_index_folder_is_private(tmp_path: Path) -> None:
+    make_store(tmp_path)
+    assert (tmp_path / "index").stat().st_mode & 0o077 == 0
