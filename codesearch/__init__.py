@@ -14,10 +14,10 @@ import os
 
 os.environ.setdefault("LANCEDB_LOG", "error")
 
-from codesearch.config import default_index_dir, find_index_dir  # noqa: E402
-from codesearch.errors import CodesearchError  # noqa: E402
-from codesearch.index import Indexer, IndexStats, Progress  # noqa: E402
-from codesearch.search import MODES, Searcher, SearchResult, index_status  # noqa: E402
+from codesearch.config import default_index_dir, find_index_dir
+from codesearch.errors import CodesearchError
+from codesearch.index import Indexer, IndexStats, Progress
+from codesearch.search import MODES, Searcher, SearchResult, index_status
 
 __version__ = "0.1.0"
 

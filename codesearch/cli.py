@@ -43,10 +43,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_index.add_argument("--model", help="preset, local checkpoint folder or hub id (default: all-minilm-l6-v2)")
     p_index.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
     p_index.add_argument("--rebuild", action="store_true", help="drop the existing index first (e.g. to change model)")
-    p_index.add_argument("--max-file-size", type=int, default=DEFAULT_MAX_FILE_BYTES, metavar="BYTES",
-                         help=f"skip larger files (default: {DEFAULT_MAX_FILE_BYTES})")
-    p_index.add_argument("--ignore", action="append", default=[], metavar="GLOB",
-                         help="extra gitignore-style pattern to skip (repeatable)")
+    p_index.add_argument(
+        "--max-file-size",
+        type=int,
+        default=DEFAULT_MAX_FILE_BYTES,
+        metavar="BYTES",
+        help=f"skip larger files (default: {DEFAULT_MAX_FILE_BYTES})",
+    )
+    p_index.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="extra gitignore-style pattern to skip (repeatable)",
+    )
 
     p_search = sub.add_parser("search", help="search an index with a natural-language or code query")
     p_search.add_argument("query", help="what you are looking for")
@@ -54,8 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p_search)
     p_search.add_argument("-k", type=int, default=10, help="number of results (default: 10)")
     p_search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
-    p_search.add_argument("--lang", action="append", default=[], metavar="L",
-                          help="only these languages (repeatable or comma-separated)")
+    p_search.add_argument(
+        "--lang", action="append", default=[], metavar="L", help="only these languages (repeatable or comma-separated)"
+    )
     p_search.add_argument("--path", dest="path_glob", metavar="GLOB", help="only paths matching this glob")
     p_search.add_argument("--model", help="must match the index's model (default: the index's model)")
     p_search.add_argument("--device", help="cpu, cuda, mps (default: best available)")
@@ -82,16 +93,22 @@ def main(argv: list[str] | None = None) -> int:
         err.print("codesearch: interrupted")
         return 130
     except Exception as exc:  # the boundary: one line, never a traceback unless asked
-        err.print(f"[bold red]codesearch: internal error:[/] {type(exc).__name__}: {exc} "
-                  "(run with --verbose for details)", highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold red]codesearch: internal error:[/] {type(exc).__name__}: {exc} (run with --verbose for details)",
+            highlight=False,
+            soft_wrap=True,
+        )
         if args.verbose:
             log.exception("details")
         return 70
 
 
 def _configure_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="codesearch: %(levelname)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="codesearch: %(levelname)s: %(message)s",
+    )
     for noisy in ("transformers", "huggingface_hub", "httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
@@ -126,15 +143,25 @@ def cmd_index(args: argparse.Namespace, err: Console) -> int:
     index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(root)
     show = err.is_terminal and not args.json
     with _IndexProgress(err, enabled=show) as progress:
-        indexer = Indexer(root, index_dir, model=args.model, device=args.device, max_file_bytes=args.max_file_size,
-                          extra_ignores=tuple(args.ignore), rebuild=args.rebuild, on_progress=progress.update)
+        indexer = Indexer(
+            root,
+            index_dir,
+            model=args.model,
+            device=args.device,
+            max_file_bytes=args.max_file_size,
+            extra_ignores=tuple(args.ignore),
+            rebuild=args.rebuild,
+            on_progress=progress.update,
+        )
         stats = indexer.run()
     if args.json:
         print(json.dumps(stats.as_dict()))
         return 0
     out = Console(highlight=False, soft_wrap=True)
-    out.print(f"Indexed {stats.files} files, {stats.chunks} chunks ({stats.chunks_embedded} embedded now, "
-              f"{stats.chunks_reused} reused) in {stats.seconds:.1f}s with {stats.model}.")
+    out.print(
+        f"Indexed {stats.files} files, {stats.chunks} chunks ({stats.chunks_embedded} embedded now, "
+        f"{stats.chunks_reused} reused) in {stats.seconds:.1f}s with {stats.model}."
+    )
     if stats.files_skipped:
         reasons = ", ".join(f"{n} {SKIP_REASONS.get(r, r)}" for r, n in stats.skipped.items())
         out.print(f"Skipped {stats.files_skipped} files: {reasons}.")
@@ -151,8 +178,14 @@ class _IndexProgress:
         self.enabled = enabled
         self.started = time.perf_counter()
         self.progress = Progress(
-            TextColumn("[bold]indexing"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console, transient=True,
+            TextColumn("[bold]indexing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=console,
+            transient=True,
         )
         self.task: TaskID | None = None
 
@@ -169,8 +202,10 @@ class _IndexProgress:
         if not self.enabled:
             return
         elapsed = max(time.perf_counter() - self.started, 1e-6)
-        rate = (f"{p.chunks_done} chunks, {p.chunks_embedded / elapsed:.1f} embedded/s, "
-                f"{p.files_done / elapsed:.1f} files/s")
+        rate = (
+            f"{p.chunks_done} chunks, {p.chunks_embedded / elapsed:.1f} embedded/s, "
+            f"{p.files_done / elapsed:.1f} files/s"
+        )
         if self.task is None:
             self.task = self.progress.add_task("index", total=p.files_total, rate=rate)
         self.progress.update(self.task, completed=p.files_done, total=p.files_total, rate=rate)
@@ -183,8 +218,9 @@ def cmd_search(args: argparse.Namespace, err: Console) -> int:
     index_dir = _existing_index(args)
     languages = [lang.strip() for item in args.lang for lang in item.split(",") if lang.strip()]
     searcher = Searcher(index_dir, model=args.model, device=args.device)
-    results = searcher.search(args.query, k=args.k, mode=args.mode, languages=languages or None,
-                              path_glob=args.path_glob)
+    results = searcher.search(
+        args.query, k=args.k, mode=args.mode, languages=languages or None, path_glob=args.path_glob
+    )
     if args.json:
         print(json.dumps([r.as_dict() for r in results], ensure_ascii=False))
         return 0
@@ -192,8 +228,11 @@ def cmd_search(args: argparse.Namespace, err: Console) -> int:
     if not results:
         out.print("No results.")
     for r in results:
-        out.print(f"[bold cyan]{r.path}:{r.start_line}[/]  [bold]{r.symbol}[/]  [dim]{r.kind}  {r.score:.3f}[/]",
-                  markup=True, soft_wrap=True)
+        out.print(
+            f"[bold cyan]{r.path}:{r.start_line}[/]  [bold]{r.symbol}[/]  [dim]{r.kind}  {r.score:.3f}[/]",
+            markup=True,
+            soft_wrap=True,
+        )
         for line in r.snippet.split("\n"):
             out.print(f"    {line}", markup=False, soft_wrap=True)
         out.print()
@@ -210,9 +249,11 @@ def cmd_status(args: argparse.Namespace, err: Console) -> int:
         return 0
     out = Console(highlight=False, soft_wrap=True)
     size = status["size_bytes"] / (1024 * 1024)
-    out.print(f"root     {status['root']}\nindex    {status['index_dir']}\nfiles    {status['files']}\n"
-              f"chunks   {status['chunks']}\nmodel    {status['model']} ({status['model_id']}, "
-              f"{status['dimension']}-d)\nsize     {size:.1f} MiB\nupdated  {status['updated']}")
+    out.print(
+        f"root     {status['root']}\nindex    {status['index_dir']}\nfiles    {status['files']}\n"
+        f"chunks   {status['chunks']}\nmodel    {status['model']} ({status['model_id']}, "
+        f"{status['dimension']}-d)\nsize     {size:.1f} MiB\nupdated  {status['updated']}"
+    )
     return 0
 
 

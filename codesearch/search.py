@@ -48,15 +48,17 @@ def make_snippet(text: str) -> str:
 class Searcher:
     """Queries one index folder."""
 
-    def __init__(self, index_dir: Path, *, model: str | None = None, embedder: Embedder | None = None,
-                 device: str | None = None) -> None:
+    def __init__(
+        self, index_dir: Path, *, model: str | None = None, embedder: Embedder | None = None, device: str | None = None
+    ) -> None:
         self.store = Store.open(index_dir)
         self.index_dir = index_dir
         stored = str(self.store.meta.get("model_name") or self.store.meta.get("model_id"))
         if model is not None and resolve_model(model).model_id != self.store.meta.get("model_id"):
             raise ModelMismatchError(
                 f"the index at {index_dir} was built with model {stored!r}, not {model!r}: search without "
-                f"--model, or re-index with codesearch index --rebuild --model {model}")
+                f"--model, or re-index with codesearch index --rebuild --model {model}"
+            )
         self.model_name = stored
         self._embedder = embedder
         self.device = device
@@ -66,12 +68,20 @@ class Searcher:
         if self._embedder is None:
             self._embedder = load_embedder(self.model_name, device=self.device)
             if self._embedder.dimension != self.store.dimension:
-                raise ModelMismatchError(f"model {self.model_name!r} makes {self._embedder.dimension}-d vectors but "
-                                         f"the index holds {self.store.dimension}-d ones; re-index with --rebuild")
+                raise ModelMismatchError(
+                    f"model {self.model_name!r} makes {self._embedder.dimension}-d vectors but "
+                    f"the index holds {self.store.dimension}-d ones; re-index with --rebuild"
+                )
         return self._embedder
 
-    def search(self, query: str, k: int = 10, mode: str = "hybrid", languages: list[str] | None = None,
-               path_glob: str | None = None) -> list[SearchResult]:
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        languages: list[str] | None = None,
+        path_glob: str | None = None,
+    ) -> list[SearchResult]:
         if mode not in MODES:
             raise UsageError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         if k < 1:
@@ -90,8 +100,12 @@ class Searcher:
             dense = self.store.dense(self.embedder.embed_query(query), depth, where)
             lexical = self.store.lexical(query, depth, where)
             hits = fuse([dense, lexical], k)
-        return [SearchResult(h.path, h.start_line, h.end_line, h.symbol, h.kind, h.language, round(h.score, 4),
-                             make_snippet(h.text)) for h in hits]
+        return [
+            SearchResult(
+                h.path, h.start_line, h.end_line, h.symbol, h.kind, h.language, round(h.score, 4), make_snippet(h.text)
+            )
+            for h in hits
+        ]
 
     @staticmethod
     def _where(languages: list[str] | None, path_glob: str | None) -> str | None:

@@ -15,10 +15,22 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # the tests prove everything works without t
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("LANCEDB_LOG", "error")
 
-from samples import SAMPLES  # noqa: E402
+from samples import SAMPLES
 
-EXTENSIONS = {"python": ".py", "javascript": ".js", "typescript": ".ts", "tsx": ".tsx", "go": ".go", "java": ".java",
-              "rust": ".rs", "c": ".c", "cpp": ".cpp", "csharp": ".cs", "ruby": ".rb", "php": ".php"}
+EXTENSIONS = {
+    "python": ".py",
+    "javascript": ".js",
+    "typescript": ".ts",
+    "tsx": ".tsx",
+    "go": ".go",
+    "java": ".java",
+    "rust": ".rs",
+    "c": ".c",
+    "cpp": ".cpp",
+    "csharp": ".cs",
+    "ruby": ".rb",
+    "php": ".php",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -60,21 +72,74 @@ def tiny_modernbert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
     folder = tmp_path_factory.mktemp("tiny-modernbert")
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    words = ["def", "class", "return", "parse", "header", "links", "value", "self", "import", "function",
-             "the", "a", "of", "to", "(", ")", ":", ",", ".", "=", "{", "}", "[", "]", "#", "/", "_"]
-    vocab = {tok: i for i, tok in enumerate(specials + words + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
-                                             + list("abcdefghijklmnopqrstuvwxyz0123456789"))}
+    words = [
+        "def",
+        "class",
+        "return",
+        "parse",
+        "header",
+        "links",
+        "value",
+        "self",
+        "import",
+        "function",
+        "the",
+        "a",
+        "of",
+        "to",
+        "(",
+        ")",
+        ":",
+        ",",
+        ".",
+        "=",
+        "{",
+        "}",
+        "[",
+        "]",
+        "#",
+        "/",
+        "_",
+    ]
+    vocab = {
+        tok: i
+        for i, tok in enumerate(
+            specials
+            + words
+            + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+            + list("abcdefghijklmnopqrstuvwxyz0123456789")
+        )
+    }
     tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="[PAD]", unk_token="[UNK]", cls_token="[CLS]",
-                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=512)
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        pad_token="[PAD]",
+        unk_token="[UNK]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+        model_max_length=512,
+    )
     fast.save_pretrained(folder)
-    config = ModernBertConfig(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                              num_attention_heads=2, max_position_embeddings=512, global_attn_every_n_layers=2,
-                              local_attention=16, pad_token_id=vocab["[PAD]"], bos_token_id=vocab["[CLS]"],
-                              eos_token_id=vocab["[SEP]"], cls_token_id=vocab["[CLS]"], sep_token_id=vocab["[SEP]"])
+    config = ModernBertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=512,
+        global_attn_every_n_layers=2,
+        local_attention=16,
+        pad_token_id=vocab["[PAD]"],
+        bos_token_id=vocab["[CLS]"],
+        eos_token_id=vocab["[SEP]"],
+        cls_token_id=vocab["[CLS]"],
+        sep_token_id=vocab["[SEP]"],
+    )
     ModernBertModel(config).eval().save_pretrained(folder, safe_serialization=True)
     yield folder

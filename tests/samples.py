@@ -1,7 +1,9 @@
 """Small real-world-shaped source files, one per supported language, for the chunker tests."""
 
 SAMPLES: dict[str, tuple[str, str]] = {
-    "python": ("pkg/links.py", '''"""Header link parsing."""
+    "python": (
+        "pkg/links.py",
+        '''"""Header link parsing."""
 import re
 
 LINK_RE = re.compile(r"<([^>]*)>")
@@ -26,8 +28,11 @@ class Session:
 
     def request(self, method, url):
         return (method, url)
-'''),
-    "javascript": ("src/util.js", '''import fs from "fs";
+''',
+    ),
+    "javascript": (
+        "src/util.js",
+        """import fs from "fs";
 
 export function readConfig(path) {
   return JSON.parse(fs.readFileSync(path, "utf8"));
@@ -49,8 +54,11 @@ class EventBus {
 }
 
 module.exports = { debounce, EventBus };
-'''),
-    "typescript": ("src/api.ts", '''export interface User {
+""",
+    ),
+    "typescript": (
+        "src/api.ts",
+        """export interface User {
   id: number;
   name: string;
 }
@@ -69,16 +77,22 @@ export class UserCache {
     return this.users.get(id);
   }
 }
-'''),
-    "tsx": ("src/Button.tsx", '''import React from "react";
+""",
+    ),
+    "tsx": (
+        "src/Button.tsx",
+        """import React from "react";
 
 export function Button(props: { label: string }) {
   return <button className="btn">{props.label}</button>;
 }
 
 export const Icon = () => <svg />;
-'''),
-    "go": ("server/handler.go", '''package server
+""",
+    ),
+    "go": (
+        "server/handler.go",
+        """package server
 
 import "net/http"
 
@@ -95,8 +109,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func NewServer(addr string) *Server {
 	return &Server{addr: addr}
 }
-'''),
-    "java": ("src/main/java/app/Cache.java", '''package app;
+""",
+    ),
+    "java": (
+        "src/main/java/app/Cache.java",
+        """package app;
 
 import java.util.HashMap;
 
@@ -115,8 +132,11 @@ public class Cache {
         String load(String key);
     }
 }
-'''),
-    "rust": ("src/lib.rs", '''use std::collections::HashMap;
+""",
+    ),
+    "rust": (
+        "src/lib.rs",
+        """use std::collections::HashMap;
 
 /// A key-value store.
 #[derive(Debug, Default)]
@@ -133,8 +153,11 @@ impl Store {
 pub fn tokenize(text: &str) -> Vec<&str> {
     text.split_whitespace().collect()
 }
-'''),
-    "c": ("src/buf.c", '''#include <stdlib.h>
+""",
+    ),
+    "c": (
+        "src/buf.c",
+        """#include <stdlib.h>
 
 struct buffer {
     char *data;
@@ -148,8 +171,11 @@ static struct buffer *buffer_new(size_t cap) {
 }
 
 int buffer_len(const struct buffer *b) { return (int)b->len; }
-'''),
-    "cpp": ("src/matrix.cpp", '''#include <vector>
+""",
+    ),
+    "cpp": (
+        "src/matrix.cpp",
+        """#include <vector>
 
 namespace linalg {
 
@@ -169,8 +195,11 @@ double Matrix_trace(const Matrix& m);
 int linalg::dot(int a, int b) {
   return a * b;
 }
-'''),
-    "csharp": ("src/Parser.cs", '''using System;
+""",
+    ),
+    "csharp": (
+        "src/Parser.cs",
+        """using System;
 
 namespace Acme.Text
 {
@@ -184,8 +213,11 @@ namespace Acme.Text
         }
     }
 }
-'''),
-    "ruby": ("lib/greeter.rb", '''require "json"
+""",
+    ),
+    "ruby": (
+        "lib/greeter.rb",
+        """require "json"
 
 module Greeting
   class Greeter
@@ -198,8 +230,11 @@ module Greeting
     end
   end
 end
-'''),
-    "php": ("src/User.php", '''<?php
+""",
+    ),
+    "php": (
+        "src/User.php",
+        """<?php
 namespace App\\Models;
 
 use Illuminate\\Database\\Eloquent\\Model;
@@ -213,5 +248,6 @@ class User extends Model
 }
 
 function helper($x) { return $x; }
-'''),
+""",
+    ),
 }

@@ -4,6 +4,7 @@ sizing under a token budget, and bad input (syntax errors, invalid UTF-8, huge l
 from __future__ import annotations
 
 import glob
+import itertools
 import sysconfig
 import time
 import tracemalloc
@@ -163,7 +164,7 @@ def test_oversized_definition_is_split_at_statements_under_budget(language: str)
     assert all(c.signature.startswith(("def long_function", "int long_function")) for c in chunks[1:])
     assert_covers(source, chunks)
     # pieces are contiguous and ordered
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert b.start_line == a.end_line + 1
 
 
@@ -177,7 +178,7 @@ def test_small_module_pieces_are_merged() -> None:
 def test_syntax_errors_still_yield_covering_chunks(language: str) -> None:
     path, source = SAMPLES[language]
     lines = source.split("\n")
-    broken = "\n".join(lines[: len(lines) // 2] + ["}}} ((( @@@ def class {{", *lines[len(lines) // 2 :]])
+    broken = "\n".join([*lines[: len(lines) // 2], "}}} ((( @@@ def class {{", *lines[len(lines) // 2 :]])
     chunks = chunk_file(path, broken, language)
     assert chunks
     assert_covers(broken, chunks)
@@ -243,7 +244,7 @@ def test_markdown_windows_overlap_and_take_headings() -> None:
     assert_covers(text, chunks)
     assert chunks[0].symbol == "Guide" and chunks[-1].symbol == "Usage"
     assert all(c.kind == "text" for c in chunks)
-    for a, b in zip(chunks, chunks[1:]):
+    for a, b in itertools.pairwise(chunks):
         assert b.start_line <= a.end_line + 1  # windows overlap or touch: nothing falls between
 
 

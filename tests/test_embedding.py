@@ -44,7 +44,7 @@ def test_order_restored_and_batch_invariant(embedder) -> None:  # type: ignore[n
 
 def test_float32_is_batch_invariant_to_1e4() -> None:
     fp32 = load_embedder(dtype="float32")
-    together = fp32.embed_documents(CODE + ["long " * 200])[: len(CODE)]
+    together = fp32.embed_documents([*CODE, "long " * 200])[: len(CODE)]
     alone = np.stack([fp32.embed_documents([text])[0] for text in CODE])
     assert float(np.min(np.sum(together * alone, axis=1))) >= 0.9999
 

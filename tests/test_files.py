@@ -44,9 +44,20 @@ def test_nested_gitignore_negation_info_exclude_and_codesearchignore(tmp_path: P
 
 
 def test_default_excludes(tmp_path: Path) -> None:
-    for rel in ["node_modules/lib/index.js", ".git/config.py", ".venv/lib/a.py", "build/out.py", "dist/x.js",
-                "__pycache__/m.py", "web/app.min.js", "package-lock.json", "yarn.lock", "Cargo.lock",
-                "target/debug/main.rs", "site/bundle.js.map"]:
+    for rel in [
+        "node_modules/lib/index.js",
+        ".git/config.py",
+        ".venv/lib/a.py",
+        "build/out.py",
+        "dist/x.js",
+        "__pycache__/m.py",
+        "web/app.min.js",
+        "package-lock.json",
+        "yarn.lock",
+        "Cargo.lock",
+        "target/debug/main.rs",
+        "site/bundle.js.map",
+    ]:
         write(tmp_path, rel)
     write(tmp_path, "myenv/pyvenv.cfg", "home = /usr\n")  # a virtualenv under any name
     write(tmp_path, "myenv/lib/site.py")

@@ -27,8 +27,15 @@ def expected_chunk_count(root: Path, embedder) -> int:  # type: ignore[no-untype
     for path in root.rglob("*"):
         if path.is_file():
             rel = path.relative_to(root).as_posix()
-            total += len(chunk_file(rel, path.read_text(), detect_language(rel) or "text", 256,
-                                    count_lines=lambda lines: embedder.count_tokens(lines, special=False)))
+            total += len(
+                chunk_file(
+                    rel,
+                    path.read_text(),
+                    detect_language(rel) or "text",
+                    256,
+                    count_lines=lambda lines: embedder.count_tokens(lines, special=False),
+                )
+            )
     return total
 
 
@@ -93,8 +100,9 @@ def test_files_vanishing_mid_index(sample_tree: Path, embedder) -> None:  # type
         if progress.files_done == 0 and doomed.exists():
             doomed.unlink()
 
-    stats = Indexer(sample_tree, default_index_dir(sample_tree), embedder=embedder,
-                    on_progress=remove_after_first_batch).run()
+    stats = Indexer(
+        sample_tree, default_index_dir(sample_tree), embedder=embedder, on_progress=remove_after_first_batch
+    ).run()
     assert stats.skipped == {"vanished": 1} and stats.files == 12
 
 

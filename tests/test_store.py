@@ -20,16 +20,27 @@ def vec(seed: int) -> np.ndarray:
 
 
 def make_store(tmp_path: Path) -> Store:
-    return Store.create(tmp_path / "index", root="/src", model_name="m", model_id="org/m", cache_key="k",
-                        dimension=DIM)
+    return Store.create(tmp_path / "index", root="/src", model_name="m", model_id="org/m", cache_key="k", dimension=DIM)
 
 
 def add_file(store: Store, path: str, chunks: list[tuple[str, str, int]], language: str = "python") -> None:
     rows = []
     for i, (symbol, text, seed) in enumerate(chunks):
-        rows.append(dict(id=f"{path}#{i}", path=path, start_line=i * 10 + 1, end_line=i * 10 + 5, symbol=symbol,
-                         kind="function", language=language, text=text,
-                         terms=lexical_terms(f"{symbol}\n{path}\n{text}"), file_hash="h", vector=vec(seed)))
+        rows.append(
+            dict(
+                id=f"{path}#{i}",
+                path=path,
+                start_line=i * 10 + 1,
+                end_line=i * 10 + 5,
+                symbol=symbol,
+                kind="function",
+                language=language,
+                text=text,
+                terms=lexical_terms(f"{symbol}\n{path}\n{text}"),
+                file_hash="h",
+                vector=vec(seed),
+            )
+        )
     store.replace_files([FileRecord(path, 10, 1, "h", language, len(rows))], rows)
 
 

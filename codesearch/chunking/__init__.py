@@ -20,8 +20,9 @@ log = logging.getLogger(__name__)
 __all__ = ["SUPPORTED_LANGUAGES", "Chunk", "LineCounter", "chunk_file", "estimate_tokens"]
 
 
-def chunk_file(rel_path: str, text: str, language: str, max_tokens: int = 256,
-               count_lines: LineCounter = estimate_lines) -> list[Chunk]:
+def chunk_file(
+    rel_path: str, text: str, language: str, max_tokens: int = 256, count_lines: LineCounter = estimate_lines
+) -> list[Chunk]:
     """Split one file into chunks of at most ``max_tokens`` (header included), counting tokens
     with ``count_lines`` (the embedder's tokenizer, or an estimate). Never raises on bad input:
     a file the parser cannot handle falls back to line windows (and is logged)."""

@@ -66,8 +66,16 @@ def _c_declarator_name(node: Node) -> str | None:
     for _ in range(16):
         if current is None:
             return None
-        if current.type in ("identifier", "field_identifier", "qualified_identifier", "destructor_name",
-                            "operator_name", "type_identifier", "template_function", "scoped_identifier"):
+        if current.type in (
+            "identifier",
+            "field_identifier",
+            "qualified_identifier",
+            "destructor_name",
+            "operator_name",
+            "type_identifier",
+            "template_function",
+            "scoped_identifier",
+        ):
             return _text(current)
         nxt = current.child_by_field_name("declarator")
         if nxt is None:
@@ -146,8 +154,9 @@ def _descendants(node: Node) -> list[Node]:
     return out
 
 
-_JS_FUNCTION_VALUES = frozenset({"arrow_function", "function_expression", "function", "generator_function",
-                                 "class", "class_expression"})
+_JS_FUNCTION_VALUES = frozenset(
+    {"arrow_function", "function_expression", "function", "generator_function", "class", "class_expression"}
+)
 
 _JS_DEFS = {
     "function_declaration": "function",
@@ -190,13 +199,17 @@ _C_NAMERS: dict[str, Callable[[Node], str | None]] = {
 
 SPECS: dict[str, LanguageSpec] = {
     "python": LanguageSpec(
-        "python", "tree_sitter_python", "language",
+        "python",
+        "tree_sitter_python",
+        "language",
         definitions={"function_definition": "function", "class_definition": "class"},
         containers=frozenset({"class_definition"}),
         wrappers=frozenset({"decorated_definition"}),
     ),
     "javascript": LanguageSpec(
-        "javascript", "tree_sitter_javascript", "language",
+        "javascript",
+        "tree_sitter_javascript",
+        "language",
         definitions=_JS_DEFS,
         containers=frozenset({"class_declaration", "class"}),
         wrappers=frozenset({"export_statement"}),
@@ -204,7 +217,9 @@ SPECS: dict[str, LanguageSpec] = {
         kinders=_JS_KINDERS,
     ),
     "typescript": LanguageSpec(
-        "typescript", "tree_sitter_typescript", "language_typescript",
+        "typescript",
+        "tree_sitter_typescript",
+        "language_typescript",
         definitions=_TS_DEFS,
         containers=frozenset({"class_declaration", "class", "abstract_class_declaration", "internal_module", "module"}),
         namespaces=frozenset({"internal_module", "module"}),
@@ -213,14 +228,18 @@ SPECS: dict[str, LanguageSpec] = {
         kinders=_JS_KINDERS,
     ),
     "go": LanguageSpec(
-        "go", "tree_sitter_go", "language",
+        "go",
+        "tree_sitter_go",
+        "language",
         definitions={"function_declaration": "function", "method_declaration": "method", "type_spec": "type"},
         wrappers=frozenset({"type_declaration"}),
         namers={"method_declaration": _go_method_name},
         kinders={"type_spec": _go_type_spec_kind},
     ),
     "java": LanguageSpec(
-        "java", "tree_sitter_java", "language",
+        "java",
+        "tree_sitter_java",
+        "language",
         definitions={
             "class_declaration": "class",
             "interface_declaration": "interface",
@@ -235,7 +254,9 @@ SPECS: dict[str, LanguageSpec] = {
         wrappers=frozenset({"enum_body_declarations"}),
     ),
     "rust": LanguageSpec(
-        "rust", "tree_sitter_rust", "language",
+        "rust",
+        "tree_sitter_rust",
+        "language",
         definitions={
             "function_item": "function",
             "function_signature_item": "function",
@@ -253,7 +274,9 @@ SPECS: dict[str, LanguageSpec] = {
         namers={"impl_item": _rust_impl_name},
     ),
     "c": LanguageSpec(
-        "c", "tree_sitter_c", "language",
+        "c",
+        "tree_sitter_c",
+        "language",
         definitions={
             "function_definition": "function",
             "struct_specifier": "struct",
@@ -264,7 +287,9 @@ SPECS: dict[str, LanguageSpec] = {
         namers=_C_NAMERS,
     ),
     "cpp": LanguageSpec(
-        "cpp", "tree_sitter_cpp", "language",
+        "cpp",
+        "tree_sitter_cpp",
+        "language",
         definitions={
             "function_definition": "function",
             "class_specifier": "class",
@@ -275,12 +300,22 @@ SPECS: dict[str, LanguageSpec] = {
         },
         containers=frozenset({"class_specifier", "struct_specifier", "namespace_definition"}),
         namespaces=frozenset({"namespace_definition"}),
-        wrappers=frozenset({"template_declaration", "type_definition", "declaration", "linkage_specification",
-                            "declaration_list", "field_declaration"}),
+        wrappers=frozenset(
+            {
+                "template_declaration",
+                "type_definition",
+                "declaration",
+                "linkage_specification",
+                "declaration_list",
+                "field_declaration",
+            }
+        ),
         namers=_C_NAMERS,
     ),
     "csharp": LanguageSpec(
-        "csharp", "tree_sitter_c_sharp", "language",
+        "csharp",
+        "tree_sitter_c_sharp",
+        "language",
         definitions={
             "class_declaration": "class",
             "struct_declaration": "struct",
@@ -294,20 +329,36 @@ SPECS: dict[str, LanguageSpec] = {
             "local_function_statement": "function",
             "namespace_declaration": NAMESPACE_KIND,
         },
-        containers=frozenset({"class_declaration", "struct_declaration", "interface_declaration",
-                              "record_declaration", "namespace_declaration"}),
+        containers=frozenset(
+            {
+                "class_declaration",
+                "struct_declaration",
+                "interface_declaration",
+                "record_declaration",
+                "namespace_declaration",
+            }
+        ),
         namespaces=frozenset({"namespace_declaration"}),
         scope_setters=frozenset({"file_scoped_namespace_declaration"}),
     ),
     "ruby": LanguageSpec(
-        "ruby", "tree_sitter_ruby", "language",
-        definitions={"method": "method", "singleton_method": "method", "class": "class", "module": "module",
-                     "singleton_class": "class"},
+        "ruby",
+        "tree_sitter_ruby",
+        "language",
+        definitions={
+            "method": "method",
+            "singleton_method": "method",
+            "class": "class",
+            "module": "module",
+            "singleton_class": "class",
+        },
         containers=frozenset({"class", "module", "singleton_class"}),
         namers={"singleton_method": _ruby_singleton_name, "singleton_class": lambda n: "self"},
     ),
     "php": LanguageSpec(
-        "php", "tree_sitter_php", "language_php",
+        "php",
+        "tree_sitter_php",
+        "language_php",
         definitions={
             "function_definition": "function",
             "class_declaration": "class",
@@ -317,8 +368,15 @@ SPECS: dict[str, LanguageSpec] = {
             "method_declaration": "method",
             "namespace_definition": NAMESPACE_KIND,
         },
-        containers=frozenset({"class_declaration", "interface_declaration", "trait_declaration",
-                              "enum_declaration", "namespace_definition"}),
+        containers=frozenset(
+            {
+                "class_declaration",
+                "interface_declaration",
+                "trait_declaration",
+                "enum_declaration",
+                "namespace_definition",
+            }
+        ),
         namespaces=frozenset({"namespace_definition"}),
         scope_setters=frozenset({"namespace_definition"}),
     ),

@@ -15,8 +15,9 @@ OVERLAP_LINES = 3
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 
 
-def window_chunks(text: str, language: str, max_tokens: int, name: str,
-                  count_lines: LineCounter = estimate_lines) -> list[Chunk]:
+def window_chunks(
+    text: str, language: str, max_tokens: int, name: str, count_lines: LineCounter = estimate_lines
+) -> list[Chunk]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()

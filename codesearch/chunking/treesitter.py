@@ -20,8 +20,15 @@ from codesearch.chunking.model import Chunk, LineCounter, estimate_lines
 
 log = logging.getLogger(__name__)
 
-_ATTACHED_PREFIX_TYPES = ("comment", "line_comment", "block_comment", "attribute_item", "decorator",
-                          "inner_attribute_item", "attribute_list")
+_ATTACHED_PREFIX_TYPES = (
+    "comment",
+    "line_comment",
+    "block_comment",
+    "attribute_item",
+    "decorator",
+    "inner_attribute_item",
+    "attribute_list",
+)
 _NAME_REQUIRED = frozenset({"lexical_declaration", "variable_declaration"})
 _BODY_REQUIRED = frozenset({"struct_specifier", "union_specifier", "enum_specifier", "class_specifier"})
 _MAX_DEPTH = 64
@@ -52,8 +59,9 @@ def row_end(node: Node) -> int:
 class TreeSitterChunker:
     """Chunks one file; create one per file (it holds per-file state)."""
 
-    def __init__(self, language: str, text: str, max_tokens: int, name: str = "",
-                 count_lines: LineCounter = estimate_lines) -> None:
+    def __init__(
+        self, language: str, text: str, max_tokens: int, name: str = "", count_lines: LineCounter = estimate_lines
+    ) -> None:
         self.name = name
         self.spec: LanguageSpec = SPECS[language]
         self.language = language
@@ -89,11 +97,12 @@ class TreeSitterChunker:
         for child in children:
             if child.type in self.spec.scope_setters and child.child_by_field_name("body") is None:
                 name = self.spec.name_of(child) or ""
-                context = scope.context + (f"namespace {name}",)
+                context = (*scope.context, f"namespace {name}")
                 continue
             for node, outer in self._find_definitions(child, child, depth):
-                self._definition(node, outer, _Scope(scope.symbol, scope.kind, context, scope.gap_symbol,
-                                                     scope.in_type), depth)
+                self._definition(
+                    node, outer, _Scope(scope.symbol, scope.kind, context, scope.gap_symbol, scope.in_type), depth
+                )
         self._fill_gaps(children, start, end, scope, depth)
 
     def _find_definitions(self, node: Node, outer: Node, depth: int) -> list[tuple[Node, Node]]:
@@ -116,9 +125,7 @@ class TreeSitterChunker:
             return False
         if node.type in _NAME_REQUIRED and self.spec.name_of(node) is None:
             return False
-        if node.type in _BODY_REQUIRED and node.child_by_field_name("body") is None:
-            return False
-        return True
+        return not (node.type in _BODY_REQUIRED and node.child_by_field_name("body") is None)
 
     def _definition(self, node: Node, outer: Node, scope: _Scope, depth: int) -> None:
         start, end = self._attached_start(outer), row_end(outer)
@@ -129,10 +136,10 @@ class TreeSitterChunker:
         body = node.child_by_field_name("body")
         if node.type in self.spec.containers and body is not None and depth < _MAX_DEPTH:
             if node.type in self.spec.namespaces or kind == NAMESPACE_KIND:
-                inner = _Scope(scope.symbol, NAMESPACE_KIND, scope.context + (f"namespace {name}",), name)
+                inner = _Scope(scope.symbol, NAMESPACE_KIND, (*scope.context, f"namespace {name}"), name)
             else:
                 symbol = f"{scope.symbol}.{name}" if scope.symbol else name
-                inner = _Scope(symbol, kind, scope.context + (f"{kind} {name}",), symbol, kind in TYPE_KINDS)
+                inner = _Scope(symbol, kind, (*scope.context, f"{kind} {name}"), symbol, kind in TYPE_KINDS)
             self._scope(body.named_children, start, end, inner, depth + 1)
             return
         if kind == "function" and scope.in_type:
@@ -148,8 +155,12 @@ class TreeSitterChunker:
         """Extend a definition upwards over the doc comments and attributes right above it."""
         start = row_start(outer)
         prev = outer.prev_named_sibling
-        while (prev is not None and prev.type in _ATTACHED_PREFIX_TYPES and row_end(prev) >= start - 1
-               and not self.covered[row_start(prev)]):
+        while (
+            prev is not None
+            and prev.type in _ATTACHED_PREFIX_TYPES
+            and row_end(prev) >= start - 1
+            and not self.covered[row_start(prev)]
+        ):
             start = row_start(prev)
             prev = prev.prev_named_sibling
         return start
@@ -198,11 +209,11 @@ class TreeSitterChunker:
         # close the holes: rows before an atom (comments, blanks) join the atom that follows
         out: list[tuple[int, int]] = []
         cursor = start
-        for a, b in bounds:
-            if b < cursor:
+        for _, last in bounds:
+            if last < cursor:
                 continue
-            out.append((cursor, b))
-            cursor = b + 1
+            out.append((cursor, last))
+            cursor = last + 1
         if cursor <= end:
             out[-1] = (out[-1][0], end)
         return out
@@ -289,8 +300,15 @@ class TreeSitterChunker:
         char_budget = self.budget * 3
         for start, end, symbol, kind, context, signature in self.ranges:
             text = "\n".join(self.lines[start : end + 1])
-            common = dict(start_line=start + 1, end_line=end + 1, symbol=symbol, kind=kind,
-                          language=self.language, context=context, signature=signature)
+            common = dict(
+                start_line=start + 1,
+                end_line=end + 1,
+                symbol=symbol,
+                kind=kind,
+                language=self.language,
+                context=context,
+                signature=signature,
+            )
             if start == end and self.tokens(start, end) > self.budget:
                 # one enormous line (minified code): bounded character windows, same line number
                 for offset in range(0, len(text), char_budget):
@@ -298,4 +316,3 @@ class TreeSitterChunker:
                 continue
             out.append(Chunk(text=text, **common))  # type: ignore[arg-type]
         return out
-

@@ -31,8 +31,9 @@ class Embedder(Protocol):
     def count_tokens(self, texts: Sequence[str], special: bool = True) -> list[int]: ...
 
 
-def load_embedder(model: str | ModelSpec | None = None, device: str | None = None,
-                  dtype: str | None = None) -> Embedder:
+def load_embedder(
+    model: str | ModelSpec | None = None, device: str | None = None, dtype: str | None = None
+) -> Embedder:
     """Load a model by preset name, local folder or hub id (see :func:`resolve_model`)."""
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     from codesearch.embedding.transformer import TransformerEmbedder

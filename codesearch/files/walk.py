@@ -60,8 +60,12 @@ class SkipStats:
         if reason not in self.examples:
             self.examples[reason] = rel
             if reason in ("unreadable", "vanished", "symlink_loop"):
-                log.warning("skipping %s: %s%s (further ones are counted, not logged)",
-                            SKIP_REASONS[reason], rel, f" ({detail})" if detail else "")
+                log.warning(
+                    "skipping %s: %s%s (further ones are counted, not logged)",
+                    SKIP_REASONS[reason],
+                    rel,
+                    f" ({detail})" if detail else "",
+                )
             else:
                 log.info("skipping %s: %s", SKIP_REASONS[reason], rel)
 

@@ -90,8 +90,9 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise CodesearchError(f"another codesearch process is writing the index at {index_dir}; "
-                                  "wait for it to finish") from exc
+            raise CodesearchError(
+                f"another codesearch process is writing the index at {index_dir}; wait for it to finish"
+            ) from exc
         try:
             yield
         finally:
@@ -133,8 +134,12 @@ class Indexer:
         with writer_lock(self.index_dir):
             store = self._open_store()
             plan = self.plan(store)
-            stats = IndexStats(model=str(store.meta.get("model_name")), index_dir=str(self.index_dir),
-                               files_unchanged=len(plan.unchanged), files_deleted=len(plan.deleted))
+            stats = IndexStats(
+                model=str(store.meta.get("model_name")),
+                index_dir=str(self.index_dir),
+                files_unchanged=len(plan.unchanged),
+                files_deleted=len(plan.deleted),
+            )
             if plan.deleted:
                 store.delete_files(plan.deleted)
             self._index_changed(store, plan, stats)
@@ -146,8 +151,7 @@ class Indexer:
             stats.files_skipped = self.skips.total
             stats.truncated = self._embedder.truncated if self._embedder is not None else 0
             stats.seconds = round(time.perf_counter() - started, 3)
-            store.write_meta(updated=time.time(), files=stats.files, chunks=stats.chunks,
-                             last_run=stats.as_dict())
+            store.write_meta(updated=time.time(), files=stats.files, chunks=stats.chunks, last_run=stats.as_dict())
         return stats
 
     # -- planning -----------------------------------------------------------------------------
@@ -156,8 +160,13 @@ class Indexer:
         changed: list[SourceFile] = []
         unchanged: list[SourceFile] = []
         seen: set[str] = set()
-        for source in walk(self.root, stats=self.skips, max_file_bytes=self.max_file_bytes,
-                           extra_ignores=self.extra_ignores, exclude_dirs=(self.index_dir,)):
+        for source in walk(
+            self.root,
+            stats=self.skips,
+            max_file_bytes=self.max_file_bytes,
+            extra_ignores=self.extra_ignores,
+            exclude_dirs=(self.index_dir,),
+        ):
             seen.add(source.rel)
             record = catalog.get(source.rel)
             if record and record.size == source.size and record.mtime_ns == source.mtime_ns:
@@ -191,8 +200,13 @@ class Indexer:
                 progress.files_done += 1
                 continue
             embedder = self._embedder_for(store)
-            chunks = chunk_file(source.rel, loaded.text, source.language, self._chunk_tokens(embedder),
-                                count_lines=self._line_counter(embedder))
+            chunks = chunk_file(
+                source.rel,
+                loaded.text,
+                source.language,
+                self._chunk_tokens(embedder),
+                count_lines=self._line_counter(embedder),
+            )
             pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
             pending_chunks += len(chunks)
             stats.files_changed += 1
@@ -205,8 +219,14 @@ class Indexer:
             store.touch_files(touched)
             self.on_progress(progress)
 
-    def _flush(self, store: Store, embedder: Embedder, pending: list[tuple[FileRecord, list[Chunk]]],
-               stats: IndexStats, progress: Progress) -> None:
+    def _flush(
+        self,
+        store: Store,
+        embedder: Embedder,
+        pending: list[tuple[FileRecord, list[Chunk]]],
+        stats: IndexStats,
+        progress: Progress,
+    ) -> None:
         cache_key = embedder.spec.cache_key
         texts: list[str] = []
         ids: list[str] = []
@@ -226,12 +246,21 @@ class Indexer:
         position = 0
         for record, chunks in pending:
             for chunk in chunks:
-                rows.append(dict(
-                    id=ids[position], path=record.path, start_line=chunk.start_line, end_line=chunk.end_line,
-                    symbol=chunk.symbol, kind=chunk.kind, language=chunk.language, text=chunk.text,
-                    terms=lexical_terms(f"{chunk.symbol}\n{record.path}\n{chunk.text}"),
-                    file_hash=record.file_hash, vector=vectors[ids[position]],
-                ))
+                rows.append(
+                    dict(
+                        id=ids[position],
+                        path=record.path,
+                        start_line=chunk.start_line,
+                        end_line=chunk.end_line,
+                        symbol=chunk.symbol,
+                        kind=chunk.kind,
+                        language=chunk.language,
+                        text=chunk.text,
+                        terms=lexical_terms(f"{chunk.symbol}\n{record.path}\n{chunk.text}"),
+                        file_hash=record.file_hash,
+                        vector=vectors[ids[position]],
+                    )
+                )
                 position += 1
         store.replace_files([record for record, _ in pending], rows)
         stats.chunks_embedded += len(missing)
@@ -261,12 +290,18 @@ class Indexer:
             if self.model is not None and resolve_model(self.model).model_id != store.meta.get("model_id"):
                 raise ModelMismatchError(
                     f"the index at {self.index_dir} was built with model {store.meta.get('model_name')!r}; "
-                    f"add --rebuild to re-index it with {self.model!r}")
+                    f"add --rebuild to re-index it with {self.model!r}"
+                )
             return store
         embedder = self._embedder_for(None)
-        return Store.create(self.index_dir, root=str(self.root), model_name=embedder.spec.name,
-                            model_id=embedder.spec.model_id, cache_key=embedder.spec.cache_key,
-                            dimension=embedder.dimension)
+        return Store.create(
+            self.index_dir,
+            root=str(self.root),
+            model_name=embedder.spec.name,
+            model_id=embedder.spec.model_id,
+            cache_key=embedder.spec.cache_key,
+            dimension=embedder.dimension,
+        )
 
     def _embedder_for(self, store: Store | None) -> Embedder:
         if self._embedder is None:

@@ -16,5 +16,14 @@ from codesearch.store.lance import (
     sql_str,
 )
 
-__all__ = ["FileRecord", "Hit", "Store", "fuse", "glob_filter", "lexical_terms", "split_identifier", "sql_in",
-           "sql_str"]
+__all__ = [
+    "FileRecord",
+    "Hit",
+    "Store",
+    "fuse",
+    "glob_filter",
+    "lexical_terms",
+    "split_identifier",
+    "sql_in",
+    "sql_str",
+]

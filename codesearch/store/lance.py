@@ -19,13 +19,15 @@ from typing import Any
 
 os.environ.setdefault("LANCEDB_LOG", "error")
 
-import lancedb  # noqa: E402
-import numpy as np  # noqa: E402
-import pyarrow as pa  # noqa: E402
-from lancedb.index import FTS  # noqa: E402
-from pathspec.patterns.gitwildmatch import GitWildMatchPattern  # noqa: E402
+import contextlib
 
-from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError, UsageError  # noqa: E402
+import lancedb
+import numpy as np
+import pyarrow as pa
+from lancedb.index import FTS
+from pathspec.patterns.gitwildmatch import GitWildMatchPattern
+
+from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError, UsageError
 
 FORMAT_VERSION = 1
 CHUNKS = "chunks"
@@ -82,29 +84,33 @@ def glob_filter(glob: str) -> str:
 
 
 def chunk_schema(dimension: int) -> pa.Schema:
-    return pa.schema([
-        pa.field("id", pa.string()),
+    return pa.schema(
+        [
+            pa.field("id", pa.string()),
+            pa.field("path", pa.string()),
+            pa.field("start_line", pa.int32()),
+            pa.field("end_line", pa.int32()),
+            pa.field("symbol", pa.string()),
+            pa.field("kind", pa.string()),
+            pa.field("language", pa.string()),
+            pa.field("text", pa.string()),
+            pa.field("terms", pa.string()),
+            pa.field("file_hash", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+        ]
+    )
+
+
+FILE_SCHEMA = pa.schema(
+    [
         pa.field("path", pa.string()),
-        pa.field("start_line", pa.int32()),
-        pa.field("end_line", pa.int32()),
-        pa.field("symbol", pa.string()),
-        pa.field("kind", pa.string()),
-        pa.field("language", pa.string()),
-        pa.field("text", pa.string()),
-        pa.field("terms", pa.string()),
+        pa.field("size", pa.int64()),
+        pa.field("mtime_ns", pa.int64()),
         pa.field("file_hash", pa.string()),
-        pa.field("vector", pa.list_(pa.float32(), dimension)),
-    ])
-
-
-FILE_SCHEMA = pa.schema([
-    pa.field("path", pa.string()),
-    pa.field("size", pa.int64()),
-    pa.field("mtime_ns", pa.int64()),
-    pa.field("file_hash", pa.string()),
-    pa.field("language", pa.string()),
-    pa.field("chunks", pa.int32()),
-])
+        pa.field("language", pa.string()),
+        pa.field("chunks", pa.int32()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,11 @@ class Store:
         self._db = lancedb.connect(str(directory))
         self.dimension = int(meta["dimension"])
         names = set(self._db.list_tables().tables)
-        self.chunks = self._db.open_table(CHUNKS) if CHUNKS in names else self._db.create_table(
-            CHUNKS, schema=chunk_schema(self.dimension))
+        self.chunks = (
+            self._db.open_table(CHUNKS)
+            if CHUNKS in names
+            else self._db.create_table(CHUNKS, schema=chunk_schema(self.dimension))
+        )
         self.files = self._db.open_table(FILES) if FILES in names else self._db.create_table(FILES, schema=FILE_SCHEMA)
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -159,12 +168,17 @@ class Store:
         try:
             meta = json.loads((directory / META).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise IndexCorruptError(f"cannot read {directory / META}: {exc}; re-create it with codesearch index") from exc
+            raise IndexCorruptError(
+                f"cannot read {directory / META}: {exc}; re-create it with codesearch index"
+            ) from exc
         if meta.get("format") != FORMAT_VERSION:
-            raise IndexCorruptError(f"index at {directory} has format {meta.get('format')}, expected "
-                                    f"{FORMAT_VERSION}; re-create it with codesearch index --rebuild")
-        if model_id is not None and (meta.get("model_id") != model_id or
-                                     (dimension is not None and meta.get("dimension") != dimension)):
+            raise IndexCorruptError(
+                f"index at {directory} has format {meta.get('format')}, expected "
+                f"{FORMAT_VERSION}; re-create it with codesearch index --rebuild"
+            )
+        if model_id is not None and (
+            meta.get("model_id") != model_id or (dimension is not None and meta.get("dimension") != dimension)
+        ):
             raise ModelMismatchError(
                 f"the index at {directory} was built with model {meta.get('model_name') or meta.get('model_id')!r}, "
                 f"not {model_id!r}: search with --model {meta.get('model_name')}, or re-index with "
@@ -176,12 +190,21 @@ class Store:
             raise IndexCorruptError(f"cannot open the index at {directory}: {exc}") from exc
 
     @classmethod
-    def create(cls, directory: Path, *, root: str, model_name: str, model_id: str, cache_key: str,
-               dimension: int) -> Store:
+    def create(
+        cls, directory: Path, *, root: str, model_name: str, model_id: str, cache_key: str, dimension: int
+    ) -> Store:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         now = time.time()
-        meta = dict(format=FORMAT_VERSION, root=root, model_name=model_name, model_id=model_id,
-                    cache_key=cache_key, dimension=dimension, created=now, updated=now)
+        meta = dict(
+            format=FORMAT_VERSION,
+            root=root,
+            model_name=model_name,
+            model_id=model_id,
+            cache_key=cache_key,
+            dimension=dimension,
+            created=now,
+            updated=now,
+        )
         store = cls(directory, meta)
         store.write_meta()
         return store
@@ -204,10 +227,8 @@ class Store:
         total = 0
         for dirpath, _dirs, names in os.walk(self.directory):
             for name in names:
-                try:
+                with contextlib.suppress(OSError):
                     total += os.path.getsize(os.path.join(dirpath, name))
-                except OSError:
-                    pass
         return total
 
     # -- writes -------------------------------------------------------------------------------
@@ -217,8 +238,9 @@ class Store:
         unique = list(dict.fromkeys(ids))
         for start in range(0, len(unique), 500):
             part = unique[start : start + 500]
-            rows = (self.chunks.search().where(sql_in("id", part)).select(["id", "vector"])
-                    .limit(len(part) * 4).to_arrow())
+            rows = (
+                self.chunks.search().where(sql_in("id", part)).select(["id", "vector"]).limit(len(part) * 4).to_arrow()
+            )
             if rows.num_rows:
                 vectors = np.asarray(rows.column("vector").combine_chunks().values, dtype=np.float32)
                 vectors = vectors.reshape(rows.num_rows, self.dimension)
@@ -262,7 +284,8 @@ class Store:
 
     # -- queries ------------------------------------------------------------------------------
     def dense(self, vector: np.ndarray, k: int, where: str | None = None) -> list[Hit]:
-        query = self.chunks.search(vector.astype(np.float32), vector_column_name="vector").distance_type("cosine")
+        query: Any = self.chunks.search(vector.astype(np.float32), vector_column_name="vector")
+        query = query.distance_type("cosine")
         if where:
             query = query.where(where, prefilter=True)
         rows = query.select(_HIT_COLUMNS).limit(k).to_list()
@@ -272,7 +295,7 @@ class Store:
         terms = lexical_terms(text).replace("\n", " ")
         if not terms.strip() or self.chunks.count_rows() == 0:
             return []
-        query = self.chunks.search(terms, query_type="fts", fts_columns="terms")
+        query: Any = self.chunks.search(terms, query_type="fts", fts_columns="terms")
         if where:
             query = query.where(where, prefilter=True)
         rows = query.select(_HIT_COLUMNS).limit(k).to_list()
@@ -283,8 +306,16 @@ class Store:
 
 
 def _hit(row: dict[str, Any], score: float) -> Hit:
-    return Hit(path=row["path"], start_line=int(row["start_line"]), end_line=int(row["end_line"]),
-               symbol=row["symbol"], kind=row["kind"], language=row["language"], text=row["text"], score=score)
+    return Hit(
+        path=row["path"],
+        start_line=int(row["start_line"]),
+        end_line=int(row["end_line"]),
+        symbol=row["symbol"],
+        kind=row["kind"],
+        language=row["language"],
+        text=row["text"],
+        score=score,
+    )
 
 
 def fuse(rankings: Sequence[Sequence[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
