@@ -87,7 +87,7 @@ def csn_mrr(q: np.ndarray, c: np.ndarray, gold: list[int], batches: list[list[in
 def evaluate(
     candidate: str, queries: list[str], corpus: list[str], gold: list[int], batches: list[list[int]]
 ) -> dict[str, object]:
-    name, dtype, max_len = candidate.split(":")
+    name, dtype, max_len = candidate.rsplit(":", 2)
     spec = dataclasses.replace(resolve_model(name), max_tokens=int(max_len))
     embedder = load_embedder(spec, dtype=dtype)
     embedder.max_tokens = int(max_len)

@@ -122,3 +122,35 @@ def test_errors_are_one_line_with_exit_codes(indexed, tmp_path: Path, args: list
     assert done.returncode == code, done.stderr
     assert message in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
+    import pty
+
+    root = tmp_path / "tty project"
+    write_samples(root)
+    exe = shutil.which("codesearch", path=str(Path(sys.executable).parent)) or "codesearch"
+    env = {
+        **os.environ,
+        "CODESEARCH_HOME": str(tmp_path / "home"),
+        "HF_HUB_OFFLINE": "1",
+        "COLUMNS": "160",
+        "TERM": "xterm",
+    }
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([exe, "index", str(root)], stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    output = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        output += data
+    assert proc.wait(timeout=300) == 0
+    os.close(master)
+    text = output.decode("utf-8", errors="replace")
+    assert "indexing" in text and "files" in text and "embedded/s" in text  # the live bar
+    assert "Indexed 13 files" in text  # the summary

