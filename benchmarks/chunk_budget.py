@@ -66,16 +66,25 @@ def main() -> None:
                         mrr += 1.0 / (rank + 1)
                         ndcg += 1.0 / math.log2(rank + 2) if rank < 10 else 0.0
                 results.append((budget, mode, stats.chunks, seconds, mrr / len(rows), ndcg / len(rows)))
-    lines = ["| chunk budget (tokens) | mode | chunks | index s | MRR@50 | nDCG@10 |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| chunk budget (tokens) | mode | chunks | index s | MRR@50 | nDCG@10 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     lines += [f"| {b} | {m} | {c} | {s:.0f} | {r:.3f} | {n:.3f} |" for b, m, c, s, r, n in results]
     table = "\n".join(lines)
     print(table)
     if not args.no_record:
-        append_results("Chunk budget through the product path (CSN Python, file-level)",
-                       f"python benchmarks/chunk_budget.py --limit {args.limit}", [
-                           machine_line(),
-                           f"{len(rows)} CSN test functions written as files, indexed by `Indexer`, queried by their "
-                           "docstring summaries through `Searcher`.", "", table])
+        append_results(
+            "Chunk budget through the product path (CSN Python, file-level)",
+            f"python benchmarks/chunk_budget.py --limit {args.limit}",
+            [
+                machine_line(),
+                f"{len(rows)} CSN test functions written as files, indexed by `Indexer`, queried by their "
+                "docstring summaries through `Searcher`.",
+                "",
+                table,
+            ],
+        )
 
 
 if __name__ == "__main__":

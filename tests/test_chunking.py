@@ -253,3 +253,11 @@ def test_other_text_formats_use_windows() -> None:
     chunks = chunk_file("config.yaml", text, "yaml", max_tokens=128)
     assert len(chunks) > 1 and {c.language for c in chunks} == {"yaml"}
     assert_covers(text, chunks)
+
+
+def test_rst_windows_take_section_titles() -> None:
+    text = "Blueprints\n==========\n\n" + "\n".join(f"Blueprint text line {i}." for i in range(80))
+    text += "\n\nRegistering\n-----------\n\n" + "\n".join(f"Register line {i}." for i in range(80)) + "\n"
+    chunks = chunk_file("docs/blueprints.rst", text, "rst", max_tokens=96)
+    assert chunks[0].symbol == "Blueprints" and chunks[-1].symbol == "Registering"
+    assert_covers(text, chunks)

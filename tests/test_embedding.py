@@ -79,3 +79,31 @@ def test_local_modernbert_checkpoint(tiny_modernbert: Path) -> None:
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
     alone = np.stack([model.embed_documents([t])[0] for t in CODE])
     assert float(np.min(np.sum(vectors * alone, axis=1))) >= 0.9999
+
+
+def test_architecture_without_sdpa_falls_back_to_eager(tiny_modernbert: Path, tmp_path: Path) -> None:
+    """MPNet (all-mpnet-base-v2's architecture) has no SDPA kernel in transformers: a local
+    checkpoint of it must still load, with eager attention."""
+    import shutil
+
+    from transformers import MPNetConfig, MPNetModel
+
+    folder = tmp_path / "tiny-mpnet"
+    folder.mkdir()
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if (tiny_modernbert / name).exists():
+            shutil.copy(tiny_modernbert / name, folder / name)
+    config = MPNetConfig(
+        vocab_size=200,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=514,
+        pad_token_id=0,
+    )
+    MPNetModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    model = load_embedder(str(folder), dtype="float32")
+    assert model.dimension == 32
+    vectors = model.embed_documents(CODE)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)

@@ -60,7 +60,7 @@ def test_editing_one_function_embeds_only_that_chunk(sample_tree: Path, embedder
     stats = index(sample_tree, embedder)
     assert stats.files_changed == 1
     assert stats.chunks_embedded == 1
-    assert stats.chunks_reused == len(chunk_file("pkg/links.py", path.read_text(), "python")) - 1
+    assert stats.chunks_reused == len(chunk_file("pkg/links.py", path.read_text(), "python", 192)) - 1
     hits = Searcher(default_index_dir(sample_tree), embedder=embedder).search("lower", mode="lexical", k=1)
     assert hits[0].symbol == "parse_header_links" and "lower()" in hits[0].snippet + path.read_text()
 

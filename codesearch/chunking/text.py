@@ -1,8 +1,8 @@
 """Line-window chunking for text files without a grammar (Markdown, YAML, shell, SQL...).
 
 Owns: windows of whole lines under the token budget, overlapping by a few lines so a passage cut
-at a window edge is still whole in one of them; a Markdown window is named after the heading it
-falls under. Blank-only windows are dropped; every non-blank line lies in some window.
+at a window edge is still whole in one of them; a Markdown or reStructuredText window is named
+after the heading it falls under. Blank-only windows are dropped; every non-blank line lies in some window.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 from codesearch.chunking.model import Chunk, LineCounter, estimate_lines
 
 OVERLAP_LINES = 3
+_RST_UNDERLINES = frozenset("=-~^\"'`#*+:._")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
 
 
@@ -23,7 +24,9 @@ def window_chunks(
         lines.pop()
     budget = max(16, max_tokens)
     costs = count_lines(lines)
-    headings = _headings(lines) if language == "markdown" else {}
+    headings = (
+        _markdown_headings(lines) if language == "markdown" else _rst_headings(lines) if language == "rst" else {}
+    )
     chunks: list[Chunk] = []
     row = 0
     char_budget = budget * 3
@@ -52,7 +55,24 @@ def window_chunks(
     return chunks
 
 
-def _headings(lines: list[str]) -> dict[int, str]:
+def _rst_headings(lines: list[str]) -> dict[int, str]:
+    """reStructuredText titles: a text line underlined by one repeated punctuation character."""
+    found: dict[int, str] = {}
+    for i in range(len(lines) - 1):
+        title, under = lines[i].strip(), lines[i + 1].strip()
+        if (
+            title
+            and under
+            and len(under) >= len(title)
+            and len(set(under)) == 1
+            and under[0] in _RST_UNDERLINES
+            and any(ch.isalnum() for ch in title)
+        ):
+            found[i] = title
+    return found
+
+
+def _markdown_headings(lines: list[str]) -> dict[int, str]:
     found: dict[int, str] = {}
     fenced = False
     for i, line in enumerate(lines):

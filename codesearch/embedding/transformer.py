@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -92,14 +93,7 @@ class TransformerEmbedder:
             self.tokenizer = AutoTokenizer.from_pretrained(
                 spec.source, revision=spec.revision, local_files_only=local_only, trust_remote_code=False
             )
-            self.model = AutoModel.from_pretrained(
-                spec.source,
-                revision=spec.revision,
-                local_files_only=local_only,
-                trust_remote_code=False,
-                use_safetensors=True,
-                attn_implementation=_attention_implementation(self.device),
-            )
+            self.model = self._load_model(spec, local_only)
         except (OSError, ValueError) as exc:
             hint = " (offline: HF_HUB_OFFLINE is set)" if hub_offline() else ""
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -115,6 +109,20 @@ class TransformerEmbedder:
             self.dimension,
             self.max_tokens,
         )
+
+    def _load_model(self, spec: ModelSpec, local_only: bool) -> Any:
+        """Load with the fastest attention the device has; architectures without it get eager."""
+        options = dict(
+            revision=spec.revision, local_files_only=local_only, trust_remote_code=False, use_safetensors=True
+        )
+        wanted = _attention_implementation(self.device)
+        try:
+            return AutoModel.from_pretrained(spec.source, attn_implementation=wanted, **options)
+        except ValueError as exc:
+            if "attention implementation" not in str(exc) and "attn_implementation" not in str(exc):
+                raise
+            log.info("%s does not support %s attention; using eager attention", spec.name, wanted)
+            return AutoModel.from_pretrained(spec.source, attn_implementation="eager", **options)
 
     # -- public API ------------------------------------------------------------------------
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
