@@ -125,7 +125,7 @@ def index_status(index_dir: Path) -> dict[str, Any]:
     return dict(
         root=meta.get("root"),
         index_dir=str(index_dir),
-        files=len(store.file_catalog()),
+        files=store.count_files(),
         chunks=store.count_chunks(),
         model=meta.get("model_name"),
         model_id=meta.get("model_id"),

@@ -72,6 +72,7 @@ class Plan:
     changed: list[SourceFile]
     unchanged: list[SourceFile]
     deleted: list[str]
+    catalog: dict[str, FileRecord]  # what was indexed when the plan was made
 
 
 def chunk_id(cache_key: str, embedding_text: str) -> str:
@@ -143,9 +144,9 @@ class Indexer:
             if plan.deleted:
                 store.delete_files(plan.deleted)
             self._index_changed(store, plan, stats)
-            store.finish_writes()
-            catalog = store.file_catalog()
-            stats.files = len(catalog)
+            if plan.changed or plan.deleted:
+                store.finish_writes()
+            stats.files = store.count_files()
             stats.chunks = store.count_chunks()
             stats.skipped = self.skips.as_dict()
             stats.files_skipped = self.skips.total
@@ -174,14 +175,14 @@ class Indexer:
             else:
                 changed.append(source)
         deleted = sorted(set(catalog) - seen)
-        return Plan(changed=changed, unchanged=unchanged, deleted=deleted)
+        return Plan(changed=changed, unchanged=unchanged, deleted=deleted, catalog=catalog)
 
     # -- doing --------------------------------------------------------------------------------
     def _index_changed(self, store: Store, plan: Plan, stats: IndexStats) -> None:
         """Chunk, embed and write the changed files; the model loads only if one needs it."""
         progress = Progress(files_total=len(plan.changed))
         self.on_progress(progress)
-        catalog = store.file_catalog()
+        catalog = plan.catalog
         pending: list[tuple[FileRecord, list[Chunk]]] = []
         pending_chunks = 0
         touched: list[FileRecord] = []

@@ -220,6 +220,9 @@ class Store:
         table = self.files.to_arrow()
         return {r["path"]: FileRecord(**r) for r in table.to_pylist()}
 
+    def count_files(self) -> int:
+        return self.files.count_rows()
+
     def count_chunks(self) -> int:
         return self.chunks.count_rows()
 
