@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_results, machine_line  # noqa: E402
+from _common import append_results, machine_line
 
-from codesearch import Indexer, Searcher  # noqa: E402
-from codesearch.embedding import load_embedder  # noqa: E402
+from codesearch import Indexer, Searcher
+from codesearch.embedding import load_embedder
 
 
 def main() -> None:

@@ -261,3 +261,17 @@ def test_rst_windows_take_section_titles() -> None:
     chunks = chunk_file("docs/blueprints.rst", text, "rst", max_tokens=96)
     assert chunks[0].symbol == "Blueprints" and chunks[-1].symbol == "Registering"
     assert_covers(text, chunks)
+
+
+def test_long_signature_is_not_a_chunk_of_its_own() -> None:
+    params = "\n".join(f"    parameter_number_{i}: dict[str, int] | None = None," for i in range(4))
+    doc = "\n".join(f"    Explains parameter number {i} and what the function does with it." for i in range(8))
+    body = "\n".join(f"    total += helper_function(parameter_number_{i})" for i in range(8))
+    source = f'def configure(\n{params}\n) -> int:\n    """\n{doc}\n    """\n    total = 0\n{body}\n    return total\n'
+    chunks = chunk_file("sig.py", source, "python", max_tokens=160)
+    assert len(chunks) >= 2 and chunks[0].start_line == 1
+    body_line = source.split("\n").index('    """') + 1  # the docstring opens the body
+    signature_tokens = sum(estimate_tokens(line) for line in source.split("\n")[: body_line - 1])
+    assert signature_tokens < 160 - header_reserve(160)  # the head fits the budget alone...
+    assert chunks[0].end_line > body_line  # ...so the first piece also takes lines of the body
+    assert_covers(source, chunks)

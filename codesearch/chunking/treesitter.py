@@ -148,8 +148,25 @@ class TreeSitterChunker:
             kind = "method"  # out-of-line C++ ``Box::size`` or Ruby ``Foo.bar``
         symbol = f"{scope.symbol}.{name}" if scope.symbol else name
         signature = self._signature(node, body)
-        for part, (a, b) in enumerate(self._split(node.named_children, start, end, depth)):
+        pieces = self._split(node.named_children, start, end, depth)
+        if body is not None:
+            pieces = self._head_not_alone(pieces, row_start(body))
+        for part, (a, b) in enumerate(pieces):
             self._emit(a, b, symbol, kind, scope.context, signature if part else "")
+
+    def _head_not_alone(self, pieces: list[tuple[int, int]], body_row: int) -> list[tuple[int, int]]:
+        """A long signature must not become a chunk of its own: the first piece takes as many
+        following lines as the budget allows (line-granular, inside the next piece)."""
+        if len(pieces) < 2 or pieces[0][1] >= body_row:
+            return pieces
+        (a, _), (b0, b1) = pieces[0], pieces[1]
+        last = b0 - 1
+        while last + 1 <= b1 and self.tokens(a, last + 1) <= self.budget:
+            last += 1
+        if last < b0:
+            return pieces
+        rest = [(last + 1, b1)] if last < b1 else []
+        return [(a, last), *rest, *pieces[2:]]
 
     def _attached_start(self, outer: Node) -> int:
         """Extend a definition upwards over the doc comments and attributes right above it."""
