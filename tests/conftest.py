@@ -64,13 +64,11 @@ def sample_tree(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="session")
-def tiny_modernbert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A random 2-layer ModernBERT with a small WordPiece vocabulary, saved as safetensors."""
+def write_tiny_tokenizer(folder: Path) -> dict[str, int]:
+    """A small lower-casing WordPiece tokenizer saved into ``folder``; returns its vocabulary."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import ModernBertConfig, ModernBertModel, PreTrainedTokenizerFast
+    from transformers import PreTrainedTokenizerFast
 
-    folder = tmp_path_factory.mktemp("tiny-modernbert")
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     words = [
         "def",
@@ -126,6 +124,16 @@ def tiny_modernbert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         model_max_length=512,
     )
     fast.save_pretrained(folder)
+    return vocab
+
+
+@pytest.fixture(scope="session")
+def tiny_modernbert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A random 2-layer ModernBERT with a small WordPiece vocabulary, saved as safetensors."""
+    from transformers import ModernBertConfig, ModernBertModel
+
+    folder = tmp_path_factory.mktemp("tiny-modernbert")
+    vocab = write_tiny_tokenizer(folder)
     config = ModernBertConfig(
         vocab_size=len(vocab),
         hidden_size=32,

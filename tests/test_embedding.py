@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_tiny_tokenizer
 
 from codesearch.embedding import load_embedder, resolve_model
 from codesearch.errors import UnknownModelError
@@ -81,26 +82,22 @@ def test_local_modernbert_checkpoint(tiny_modernbert: Path) -> None:
     assert float(np.min(np.sum(vectors * alone, axis=1))) >= 0.9999
 
 
-def test_architecture_without_sdpa_falls_back_to_eager(tiny_modernbert: Path, tmp_path: Path) -> None:
+def test_architecture_without_sdpa_falls_back_to_eager(tmp_path: Path) -> None:
     """MPNet (all-mpnet-base-v2's architecture) has no SDPA kernel in transformers: a local
     checkpoint of it must still load, with eager attention."""
-    import shutil
-
     from transformers import MPNetConfig, MPNetModel
 
     folder = tmp_path / "tiny-mpnet"
     folder.mkdir()
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
-        if (tiny_modernbert / name).exists():
-            shutil.copy(tiny_modernbert / name, folder / name)
+    vocab = write_tiny_tokenizer(folder)
     config = MPNetConfig(
-        vocab_size=200,
+        vocab_size=len(vocab),
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
         num_attention_heads=2,
         max_position_embeddings=514,
-        pad_token_id=0,
+        pad_token_id=vocab["[PAD]"],
     )
     MPNetModel(config).eval().save_pretrained(folder, safe_serialization=True)
     model = load_embedder(str(folder), dtype="float32")
