@@ -90,15 +90,10 @@ def evaluate(
     name, dtype, max_len = candidate.rsplit(":", 2)
     spec = dataclasses.replace(resolve_model(name), max_tokens=int(max_len))
     embedder = load_embedder(spec, dtype=dtype)
-    embedder.max_tokens = int(max_len)
     started = time.perf_counter()
     c = embedder.embed_documents(corpus)
     doc_seconds = time.perf_counter() - started
-    q = (
-        np.stack([embedder.embed_query(text) for text in queries])
-        if len(queries) < 50
-        else embedder.embed_documents([spec.query_prefix + t for t in queries])
-    )
+    q = embedder.embed_queries(queries)
     return dict(
         candidate=candidate,
         ndcg10=ndcg_at_10(q @ c.T, gold),

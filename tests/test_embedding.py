@@ -82,6 +82,21 @@ def test_local_modernbert_checkpoint(tiny_modernbert: Path) -> None:
     assert float(np.min(np.sum(vectors * alone, axis=1))) >= 0.9999
 
 
+def test_prefixes_are_applied_once_as_the_preset_says(tiny_modernbert: Path) -> None:
+    import dataclasses
+
+    plain = load_embedder(str(tiny_modernbert), dtype="float32")
+    spec = dataclasses.replace(plain.spec, query_prefix="search_query: ", document_prefix="search_document: ")
+    prefixed = load_embedder(spec, dtype="float32")
+    texts = ["parse header links", "def value(self): return self.value"]
+    q = prefixed.embed_queries(texts)
+    d = prefixed.embed_documents(texts)
+    assert np.allclose(q, plain.embed_documents(["search_query: " + t for t in texts]), atol=1e-5)
+    assert np.allclose(d, plain.embed_documents(["search_document: " + t for t in texts]), atol=1e-5)
+    assert np.allclose(prefixed.embed_query(texts[0]), q[0], atol=1e-5)
+    assert not np.allclose(q, d, atol=1e-3)
+
+
 def test_architecture_without_sdpa_falls_back_to_eager(tmp_path: Path) -> None:
     """MPNet (all-mpnet-base-v2's architecture) has no SDPA kernel in transformers: a local
     checkpoint of it must still load, with eager attention."""

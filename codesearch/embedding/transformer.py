@@ -128,8 +128,11 @@ class TransformerEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         return self._embed([self.spec.document_prefix + t for t in texts])
 
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._embed([self.spec.query_prefix + t for t in texts])
+
     def embed_query(self, text: str) -> np.ndarray:
-        return self._embed([self.spec.query_prefix + text])[0]
+        return self.embed_queries([text])[0]
 
     def count_tokens(self, texts: Sequence[str], special: bool = True) -> list[int]:
         """Exact token counts (one tokenizer call for the whole list)."""

@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_FILE_BYTES = 1024 * 1024
 SNIFF_BYTES = 8192
+# A file whose lines run this long on average is minified or generated: no useful syntax
+# units, and parsing it would build a node per token, so it gets bounded text windows
+MINIFIED_MEAN_LINE_CHARS = 300
+MINIFIED_MAX_LINE_CHARS = 5000
 
 SKIP_REASONS = {
     "binary": "binary files",
@@ -228,12 +232,6 @@ def load(source: SourceFile, stats: SkipStats, max_file_bytes: int = DEFAULT_MAX
         stats.skip("minified", source.rel)
         return None
     return LoadedFile(text=text, content_hash=content_hash(data), size=len(data), mtime_ns=st.st_mtime_ns)
-
-
-# A file whose lines run this long on average is minified or generated: no useful syntax
-# units, and parsing it would build a node per token, so it gets bounded text windows
-MINIFIED_MEAN_LINE_CHARS = 300
-MINIFIED_MAX_LINE_CHARS = 5000
 
 
 def looks_minified(text: str) -> bool:
