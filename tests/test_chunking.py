@@ -136,8 +136,9 @@ def test_chunk_text_and_embedding_header() -> None:
     method = next(c for c in chunk_file(path, source, "csharp") if c.symbol == "Parser.Parse")
     assert method.text.lstrip().startswith("public int Parse(string input)")
     assert method.context == ("namespace Acme.Text", "class Parser")
-    header = method.embedding_text(path).split("\n")[:3]
-    assert header == ["src/Parser.cs", "namespace Acme.Text > class Parser", "method Parser.Parse"]
+    header = method.embedding_text().split("\n")[:3]
+    assert header == ["namespace Acme.Text > class Parser", "method Parser.Parse", method.text.split("\n")[0]]
+    assert path not in method.embedding_text()  # a renamed file keeps its vectors
 
 
 def _long_function(language: str, statements: int) -> str:

@@ -99,8 +99,9 @@ def test_status(indexed) -> None:  # type: ignore[no-untyped-def]
     status = json.loads(done.stdout)
     assert status["files"] == 13 and status["chunks"] == stats["chunks"]
     assert status["model"] == "all-minilm-l6-v2" and status["size_bytes"] > 0 and status["updated"]
+    assert status["model_reason"].startswith("auto: no ModernBERT weights")  # which model, and why
     human = codesearch("status", str(root), env_home=home).stdout
-    assert "chunks" in human and "all-minilm-l6-v2" in human
+    assert "chunks" in human and "all-minilm-l6-v2" in human and "using the offline default" in human
 
 
 @pytest.mark.parametrize(

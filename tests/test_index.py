@@ -137,3 +137,60 @@ def test_model_change_needs_rebuild(sample_tree: Path, embedder, tiny_modernbert
     assert stats.files == 13 and stats.chunks_reused == 0
     assert index_status(index_dir)["dimension"] == 32
     assert Searcher(index_dir).search("parse header links", k=3)  # loads the index's own model
+
+
+def test_renamed_moved_and_copied_files_embed_nothing(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    first = index(sample_tree, embedder)
+    (sample_tree / "pkg" / "links.py").rename(sample_tree / "pkg" / "header_links.py")
+    (sample_tree / "src").rename(sample_tree / "frontend")
+    (sample_tree / "copy.go").write_bytes(next(sample_tree.rglob("*.go")).read_bytes())
+    stats = index(sample_tree, embedder)
+    assert stats.chunks_embedded == 0 and stats.chunks_reused > 0
+    assert stats.files == 14 and stats.chunks > first.chunks
+    searcher = Searcher(default_index_dir(sample_tree), embedder=embedder)
+    assert searcher.search("parse header links", k=1)[0].path == "pkg/header_links.py"
+    assert not searcher.search("cache", k=50, path_glob="src/**")
+
+
+def git(root: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=root, check=True, capture_output=True
+    )
+
+
+def test_switching_git_branches_back_and_forth_embeds_nothing_new(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    git(sample_tree, "init", "-q", "-b", "main")
+    git(sample_tree, "add", "-A")
+    git(sample_tree, "commit", "-q", "-m", "main")
+    on_main = index(sample_tree, embedder)
+    git(sample_tree, "checkout", "-q", "-b", "feature")
+    links = sample_tree / "pkg" / "links.py"
+    links.write_text(links.read_text().replace("links.append(val.strip())", "links.append(val.strip().lower())"))
+    (sample_tree / "feature.py").write_text("def feature_flag(name):\n    return name in FLAGS\n")
+    (sample_tree / "src" / "util.js").unlink()
+    git(sample_tree, "add", "-A")
+    git(sample_tree, "commit", "-q", "-m", "feature")
+    on_feature = index(sample_tree, embedder)
+    assert on_feature.chunks_embedded == 2  # the edited function and the new file's
+    for branch in ("main", "feature", "main"):
+        git(sample_tree, "checkout", "-q", branch)
+        again = index(sample_tree, embedder)
+        assert again.chunks_embedded == 0, branch
+    assert again.chunks == on_main.chunks
+
+
+def test_an_index_from_an_older_codesearch_is_rebuilt(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from codesearch.errors import IndexCorruptError
+
+    index(sample_tree, embedder)
+    meta_path = default_index_dir(sample_tree) / "meta.json"
+    meta_path.write_text(json.dumps({**json.loads(meta_path.read_text()), "format": 1}))
+    with pytest.raises(IndexCorruptError, match="--rebuild"):
+        Searcher(default_index_dir(sample_tree), embedder=embedder)
+    stats = index(sample_tree, embedder)
+    assert stats.files == 13 and stats.files_changed == 13
+    assert Searcher(default_index_dir(sample_tree), embedder=embedder).search("parse header links", k=1)

@@ -28,7 +28,7 @@ def add_file(store: Store, path: str, chunks: list[tuple[str, str, int]], langua
     for i, (symbol, text, seed) in enumerate(chunks):
         rows.append(
             dict(
-                id=f"{path}#{i}",
+                vkey=f"{path}#{i}",
                 path=path,
                 start_line=i * 10 + 1,
                 end_line=i * 10 + 5,
@@ -65,9 +65,11 @@ def test_paths_with_quotes_percent_and_unicode(tmp_path: Path, path: str) -> Non
     add_file(store, "other.py", [("beta", "def beta(): pass", 2)])
     assert {h.path for h in store.lexical("alpha", 5)} == {path}
     assert set(store.file_catalog()) == {path, "other.py"}
-    assert set(store.existing_vectors([f"{path}#0"])) == {f"{path}#0"}
+    store.cache_vectors({f"{path}#0": vec(1)})
+    assert set(store.cached_vectors([f"{path}#0", "other.py#0"])) == {f"{path}#0"}
     store.delete_files([path])
     assert set(store.file_catalog()) == {"other.py"}
+    assert set(store.cached_vectors([f"{path}#0"])) == {f"{path}#0"}  # the cache outlives the chunks
     assert store.count_chunks() == 1
 
 
@@ -127,3 +129,21 @@ def test_open_checks_model_and_existence(tmp_path: Path) -> None:
 def test_index_folder_is_private(tmp_path: Path) -> None:
     make_store(tmp_path)
     assert (tmp_path / "index").stat().st_mode & 0o077 == 0
+
+
+def test_cache_keeps_vectors_exactly_and_prunes_oldest_unused_first(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    add_file(store, "live.py", [("alpha", "def alpha(): pass", 1)])  # vkey live.py#0
+    store.cache_vectors({"live.py#0": vec(1)})
+    for generation in range(3):  # three writes, oldest first
+        store.cache_vectors({f"old{generation}-{i}": vec(10 * generation + i) for i in range(2)})
+    assert store.count_cached() == 7
+    cached = store.cached_vectors(["old1-1", "missing"])
+    assert list(cached) == ["old1-1"] and np.array_equal(cached["old1-1"], vec(11))
+    assert store.prune_cache(keep=3) == 4
+    assert set(store.cached_vectors(["live.py#0", "old0-0", "old0-1", "old1-0", "old1-1", "old2-0", "old2-1"])) == {
+        "live.py#0",  # used by a chunk: never pruned, however old
+        "old2-0",
+        "old2-1",
+    }
+    assert store.prune_cache() == 0  # within the default allowance

@@ -3,8 +3,9 @@
 A **chunk** is a contiguous range of whole lines of one file (1-based, inclusive) with the
 symbol it belongs to (``Class.method``), its kind, its language, its text, the enclosing
 context (``class Foo``, ``namespace bar``) and the definition's signature. The **embedding
-text** is the chunk text behind a short header (path, context, signature); it is what the
-embedder sees and what the chunk id hashes.
+text** is the chunk text behind a short header (context, signature); it is what the embedder
+sees and what the vector key hashes. It holds no file path, so a renamed or copied file reuses
+its vectors (the path is matched by the lexical index instead).
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ class Chunk:
     # set only on the continuation pieces of a definition split for size: its head
     signature: str = ""
 
-    def embedding_text(self, rel_path: str) -> str:
-        """The text the embedder sees: a header saying where the code lives, then the code."""
-        header = [rel_path]
+    def embedding_text(self) -> str:
+        """The text the embedder sees: a header saying where in its file the code lives (the
+        enclosing definitions and, for a piece of a split definition, its signature), then the code."""
+        header: list[str] = []
         if self.context:
             header.append(" > ".join(self.context))
         if self.signature:
             header.append(self.signature[:HEADER_SIGNATURE_CHARS])  # a continuation piece of a long definition
         elif self.kind not in ("module", "text") and self.symbol:
             header.append(f"{self.kind} {self.symbol}")
-        return "\n".join(header) + "\n" + self.text
+        return "\n".join([*header, self.text])

@@ -1,7 +1,8 @@
 """Embedding: the only package that imports torch or transformers (lazily, on first load).
 
 Public: :class:`Embedder` (the interface the indexer and searcher use), :func:`load_embedder`,
-:func:`resolve_model`, :class:`ModelSpec`, ``PRESETS`` and ``DEFAULT_MODEL``.
+:func:`resolve_model`, :func:`vector_keys`, :class:`ModelSpec`, ``PRESETS``, ``DEFAULT_MODEL``
+and ``AUTO``.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from typing import Protocol
 
 import numpy as np
 
-from codesearch.embedding.models import DEFAULT_MODEL, PRESETS, ModelSpec, resolve_model
+from codesearch.embedding.models import AUTO, DEFAULT_MODEL, PRESETS, ModelSpec, resolve_model, vector_keys
 
-__all__ = ["DEFAULT_MODEL", "PRESETS", "Embedder", "ModelSpec", "load_embedder", "resolve_model"]
+__all__ = ["AUTO", "DEFAULT_MODEL", "PRESETS", "Embedder", "ModelSpec", "load_embedder", "resolve_model", "vector_keys"]
 
 
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors of ``dimension`` components."""
 
     spec: ModelSpec
+    device: str
+    dtype: str
     dimension: int
     max_tokens: int
     truncated: int
@@ -34,10 +37,14 @@ class Embedder(Protocol):
 
 
 def load_embedder(
-    model: str | ModelSpec | None = None, device: str | None = None, dtype: str | None = None
+    model: str | ModelSpec | None = None,
+    device: str | None = None,
+    dtype: str | None = None,
+    batch_tokens: int | None = None,
 ) -> Embedder:
-    """Load a model by preset name, local folder or hub id (see :func:`resolve_model`)."""
+    """Load ``auto`` (the default), a preset, a local folder or a hub id (see :func:`resolve_model`)
+    on ``device`` (default: CUDA, then MPS, then CPU) in ``dtype`` (auto, float32, bfloat16, int8)."""
     spec = model if isinstance(model, ModelSpec) else resolve_model(model)
     from codesearch.embedding.transformer import TransformerEmbedder
 
-    return TransformerEmbedder(spec, device=device, dtype=dtype)
+    return TransformerEmbedder(spec, device=device, dtype=dtype, batch_tokens=batch_tokens)

@@ -1,15 +1,20 @@
 """Model presets and resolution of a ``--model`` argument to a loadable checkpoint.
 
 Owns what a model *is* for codesearch: where its weights come from (a folder installed by pip,
-a local checkpoint, or a Hugging Face hub id), its pooling, its query/document prefixes, its
-maximum input length and the budget of the chunks made for it. Nothing here loads torch.
+a local checkpoint, the Hugging Face cache, or a hub id), its pooling, its query/document
+prefixes, its maximum input length, the budget of the chunks made for it, which model ``auto``
+picks and why, and the **vector key**: the hash of (model id, revision, pooling, exact text
+embedded) under which a vector is cached. Nothing here loads torch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,10 @@ from codesearch.errors import UnknownModelError
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "all-minilm-l6-v2"
+AUTO = "auto"
+# what ``auto`` looks for locally, best first (CoIR code retrieval: gte-modernbert-base leads)
+AUTO_ORDER = ("gte-modernbert-base", "modernbert-embed-base")
+MODELS_ENV = "CODESEARCH_MODELS"  # a folder of checkpoints named after the presets
 
 
 @dataclass(frozen=True)
@@ -33,16 +42,37 @@ class ModelSpec:
     chunk_tokens: int = 512  # budget of one chunk (header included)
     query_prefix: str = ""
     document_prefix: str = ""
-    revision: str | None = None
+    revision: str | None = None  # hub revision, snapshot commit, or a digest of a local folder
+    reason: str = ""  # why this model was chosen (``auto`` says what it found)
 
     @property
     def is_local(self) -> bool:
         return Path(self.source).is_dir()
 
     @property
+    def revision_for_hub(self) -> str | None:
+        """What ``from_pretrained(revision=...)`` gets: nothing for a folder on disk."""
+        return None if self.is_local else self.revision
+
+    @property
     def cache_key(self) -> str:
-        """Part of every chunk id: vectors are reused only from the very same model setup."""
-        return f"{self.model_id}@{self.revision or 'main'}|{self.pooling}|{self.max_tokens}|{self.document_prefix}"
+        """The model setup a vector depends on besides its text: id, revision, pooling, length."""
+        return f"{self.model_id}@{self.revision or 'main'}|{self.pooling}|{self.max_tokens}"
+
+    def document_keys(self, texts: Sequence[str]) -> list[str]:
+        """Vector keys of documents: equal keys mean equal vectors, whatever file the text is in."""
+        return vector_keys(self.cache_key, [self.document_prefix + t for t in texts])
+
+
+def vector_keys(cache_key: str, embedded_texts: Sequence[str]) -> list[str]:
+    """hash(model setup, exact text embedded) for each text: the embedding cache's key."""
+    prefix = hashlib.blake2b(cache_key.encode("utf-8"), digest_size=16).digest()
+    keys = []
+    for text in embedded_texts:
+        digest = hashlib.blake2b(prefix, digest_size=16)
+        digest.update(text.encode("utf-8", errors="surrogatepass"))
+        keys.append(digest.hexdigest())
+    return keys
 
 
 def _minilm_folder() -> str:
@@ -84,31 +114,106 @@ ALIASES = {"default": DEFAULT_MODEL, "minilm": DEFAULT_MODEL, "sentence-transfor
 
 
 def resolve_model(name: str | None) -> ModelSpec:
-    """Turn a preset name, a local checkpoint folder or a hub id into a :class:`ModelSpec`."""
-    name = (name or DEFAULT_MODEL).strip()
+    """Turn ``auto`` (the default), a preset name, a local checkpoint folder or a hub id into a
+    :class:`ModelSpec`. A preset whose weights are on this machine loads from there."""
+    name = (name or AUTO).strip()
     key = ALIASES.get(name.lower(), name.lower())
+    if key == AUTO:
+        return _resolve_auto()
     if key in PRESETS:
-        fields = dict(PRESETS[key])
-        if key == DEFAULT_MODEL:
-            fields["source"] = _minilm_folder()
-        return ModelSpec(name=key, **fields)  # type: ignore[arg-type]
+        return _preset_spec(key, reason=f"asked for {key}")
     path = Path(name).expanduser()
     if path.is_dir():
         return _spec_from_folder(path.resolve())
     if name.count("/") == 1 and not name.startswith((".", "/", "~")):
         # a hub id; loading fails with a clear message if it is not reachable
-        return ModelSpec(name=name, model_id=name, source=name)
+        return ModelSpec(name=name, model_id=name, source=name, reason=f"hub id {name}")
     presets = ", ".join(sorted(PRESETS))
     raise UnknownModelError(
-        f"unknown model {name!r}: use a preset ({presets}), a local checkpoint folder, or a hub id like org/name"
+        f"unknown model {name!r}: use auto, a preset ({presets}), a local checkpoint folder, or a hub id like org/name"
     )
+
+
+def _preset_spec(key: str, reason: str) -> ModelSpec:
+    fields: dict[str, Any] = dict(PRESETS[key])
+    if key == DEFAULT_MODEL:
+        folder = Path(_minilm_folder())
+        return ModelSpec(name=key, source=str(folder), revision=folder_revision(folder), reason=reason, **fields)
+    local = find_local_weights(key)
+    if local is not None:
+        folder, where = local
+        fields["source"] = str(folder)
+        return ModelSpec(name=key, revision=folder_revision(folder), reason=f"{reason}; weights from {where}", **fields)
+    return ModelSpec(name=key, reason=f"{reason}; weights from the Hugging Face hub", **fields)
+
+
+def _resolve_auto() -> ModelSpec:
+    for key in AUTO_ORDER:
+        local = find_local_weights(key)
+        if local is not None:
+            return _preset_spec(key, reason="auto: ModernBERT weights found on this machine")
+    looked = "the Hugging Face cache" + (f" and {os.environ[MODELS_ENV]}" if os.environ.get(MODELS_ENV) else "")
+    return _preset_spec(
+        DEFAULT_MODEL,
+        reason=f"auto: no ModernBERT weights ({', '.join(AUTO_ORDER)}) in {looked}; using the offline default",
+    )
+
+
+def find_local_weights(preset: str) -> tuple[Path, str] | None:
+    """A preset's checkpoint on this machine: in ``$CODESEARCH_MODELS`` (a folder named after the
+    preset or its hub id) or in the Hugging Face cache. Returns (folder, where it was found)."""
+    repo_id = str(PRESETS[preset]["model_id"])
+    configured = os.environ.get(MODELS_ENV)
+    if configured:
+        base = Path(configured).expanduser()
+        for candidate in (base / preset, base / repo_id.replace("/", "--"), base / repo_id.split("/")[-1]):
+            if _has_weights(candidate):
+                return candidate.resolve(), f"{MODELS_ENV} ({candidate})"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:  # pragma: no cover - transformers depends on it
+        return None
+    for filename in ("model.safetensors", "config.json"):
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=hf_cache_dir())
+        if not isinstance(found, str):
+            return None
+    folder = Path(str(found)).parent
+    return (folder, f"the Hugging Face cache ({folder})") if _has_weights(folder) else None
+
+
+def hf_cache_dir() -> str | None:
+    """The Hugging Face hub cache, read from the environment when asked (not at import)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return os.environ["HF_HUB_CACHE"]
+    if os.environ.get("HF_HOME"):
+        return os.path.join(os.environ["HF_HOME"], "hub")
+    return None
+
+
+def _has_weights(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
+def folder_revision(folder: Path) -> str:
+    """A local checkpoint's revision: the snapshot commit in the Hugging Face cache, else a
+    digest of its config and the names and sizes of its weight files."""
+    if folder.parent.name == "snapshots" and len(folder.name) >= 7:
+        return folder.name
+    digest = hashlib.blake2b(digest_size=8)
+    with contextlib.suppress(OSError):
+        digest.update((folder / "config.json").read_bytes())
+    for weights in sorted(folder.glob("*.safetensors")):
+        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+    return "local-" + digest.hexdigest()
 
 
 def _spec_from_folder(path: Path) -> ModelSpec:
     """Read pooling and length from sentence-transformers files when the folder has them."""
     if not (path / "config.json").is_file():
         raise UnknownModelError(f"{path} is not a model checkpoint folder (no config.json)")
-    spec = ModelSpec(name=str(path), model_id=str(path), source=str(path))
+    spec = ModelSpec(
+        name=str(path), model_id=str(path), source=str(path), revision=folder_revision(path), reason="local checkpoint"
+    )
     pooling_cfg = _read_json(path / "1_Pooling" / "config.json")
     if pooling_cfg.get("pooling_mode_cls_token"):
         spec = replace(spec, pooling="cls")

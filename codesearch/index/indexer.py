@@ -3,8 +3,9 @@
 The vocabulary, written down once:
 
 - **file record**: path, size, mtime_ns, content hash, chunk count: the catalog of what is indexed.
-- **chunk id**: hash of (model cache key, exact embedding text). Equal ids mean an equal
-  vector, so a stored vector is reused instead of computed (the content-hash cache).
+- **vector key**: hash of (model id, revision, pooling, exact text embedded). Equal keys mean
+  an equal vector, so a cached vector is reused instead of computed. The embedded text holds
+  no file path: a renamed file, a branch switched back, or an unchanged tree embeds nothing.
 - **plan**: files to (re)chunk, files whose stat changed but whose bytes did not (touch only),
   and paths to delete. Planning reads stats only; doing reads the changed files.
 - **batch**: up to ``BATCH_CHUNKS`` chunks of whole files, embedded and committed together. A
@@ -14,7 +15,6 @@ The vocabulary, written down once:
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import shutil
 import time
@@ -75,14 +75,6 @@ class Plan:
     catalog: dict[str, FileRecord]  # what was indexed when the plan was made
 
 
-def chunk_id(cache_key: str, embedding_text: str) -> str:
-    digest = hashlib.blake2b(digest_size=16)
-    digest.update(cache_key.encode("utf-8"))
-    digest.update(b"\0")
-    digest.update(embedding_text.encode("utf-8", errors="surrogatepass"))
-    return digest.hexdigest()
-
-
 @contextmanager
 def writer_lock(index_dir: Path) -> Iterator[None]:
     """One writer per index: a second ``index`` on the same folder fails with a clear message."""
@@ -111,6 +103,7 @@ class Indexer:
         model: str | None = None,
         embedder: Embedder | None = None,
         device: str | None = None,
+        dtype: str | None = None,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         extra_ignores: tuple[str, ...] = (),
         rebuild: bool = False,
@@ -120,9 +113,10 @@ class Indexer:
             raise UsageError(f"cannot index {root}: not a readable folder")
         self.root = root.resolve()
         self.index_dir = index_dir
-        self.model = model
+        self.model = None if model in (None, "auto") else model  # auto: a new index picks; an old one keeps its
         self._embedder = embedder
         self.device = device
+        self.dtype = dtype
         self.max_file_bytes = max_file_bytes
         self.extra_ignores = extra_ignores
         self.rebuild = rebuild
@@ -228,28 +222,23 @@ class Indexer:
         stats: IndexStats,
         progress: Progress,
     ) -> None:
-        cache_key = embedder.spec.cache_key
-        texts: list[str] = []
-        ids: list[str] = []
-        for record, chunks in pending:
-            for chunk in chunks:
-                text = chunk.embedding_text(record.path)
-                texts.append(text)
-                ids.append(chunk_id(cache_key, text))
-        vectors = store.existing_vectors(ids)
-        missing = [i for i, cid in enumerate(ids) if cid not in vectors]
-        reused = len(ids) - len(missing)
+        texts = [chunk.embedding_text() for _record, chunks in pending for chunk in chunks]
+        keys = embedder.spec.document_keys(texts)
+        vectors = store.cached_vectors(keys)
+        missing = list({key: i for i, key in enumerate(keys) if key not in vectors}.values())  # each text once
         if missing:
             computed = embedder.embed_documents([texts[i] for i in missing])
-            for row, i in enumerate(missing):
-                vectors[ids[i]] = computed[row]
+            fresh = {keys[i]: computed[row] for row, i in enumerate(missing)}
+            store.cache_vectors(fresh)  # before the chunk rows: a crash in between loses nothing
+            vectors.update(fresh)
+        reused = len(keys) - len(missing)
         rows: list[dict[str, Any]] = []
         position = 0
         for record, chunks in pending:
             for chunk in chunks:
                 rows.append(
                     dict(
-                        id=ids[position],
+                        vkey=keys[position],
                         path=record.path,
                         start_line=chunk.start_line,
                         end_line=chunk.end_line,
@@ -259,7 +248,7 @@ class Indexer:
                         text=chunk.text,
                         terms=lexical_terms(f"{chunk.symbol}\n{record.path}\n{chunk.text}"),
                         file_hash=record.file_hash,
-                        vector=vectors[ids[position]],
+                        vector=vectors[keys[position]],
                     )
                 )
                 position += 1
@@ -281,6 +270,9 @@ class Indexer:
         return min(embedder.spec.chunk_tokens, embedder.max_tokens)
 
     def _open_store(self) -> Store:
+        if Store.outdated(self.index_dir):
+            log.warning("the index at %s was written by an older codesearch; rebuilding it", self.index_dir)
+            self.rebuild = True
         if Store.exists(self.index_dir) and self.rebuild:
             log.info("rebuilding the index at %s", self.index_dir)
             for child in self.index_dir.iterdir():
@@ -301,11 +293,12 @@ class Indexer:
             model_name=embedder.spec.name,
             model_id=embedder.spec.model_id,
             cache_key=embedder.spec.cache_key,
+            model_reason=embedder.spec.reason,
             dimension=embedder.dimension,
         )
 
     def _embedder_for(self, store: Store | None) -> Embedder:
         if self._embedder is None:
             name = self.model if store is None else self.model or store.meta.get("model_name")
-            self._embedder = load_embedder(name, device=self.device)
+            self._embedder = load_embedder(name, device=self.device, dtype=self.dtype)
         return self._embedder

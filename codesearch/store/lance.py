@@ -1,6 +1,10 @@
-"""The LanceDB store of an index: chunk rows with vectors, the file catalog, and queries.
+"""The LanceDB store of an index: chunk rows with vectors, the file catalog, the embedding
+cache, and queries.
 
-Owns the on-disk layout of an index folder (``meta.json``, table ``chunks``, table ``files``),
+Owns the on-disk layout of an index folder (``meta.json``, tables ``chunks``, ``files`` and
+``vectors``: the embedding cache, vectors by key, kept when chunks go so a file renamed or a
+branch switched back finds its vectors again; it is pruned oldest-unused-first when it grows
+past ``2 x chunks + CACHE_SLACK``),
 the schema, safe filter strings (every literal is quoted; paths may contain ``'`` or ``%``),
 the native full-text index over identifier-split terms, and the three query kinds: dense
 (cosine over normalised vectors), lexical (BM25) and their reciprocal-rank fusion.
@@ -29,9 +33,11 @@ from pathspec.patterns.gitwildmatch import GitWildMatchPattern
 
 from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError, UsageError
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunk rows carry a vector key; the ``vectors`` cache table
 CHUNKS = "chunks"
 FILES = "files"
+VECTORS = "vectors"
+CACHE_SLACK = 20_000  # cached vectors kept beyond twice the live chunks
 META = "meta.json"
 RRF_K = 60
 
@@ -86,7 +92,7 @@ def glob_filter(glob: str) -> str:
 def chunk_schema(dimension: int) -> pa.Schema:
     return pa.schema(
         [
-            pa.field("id", pa.string()),
+            pa.field("vkey", pa.string()),  # vector key: hash(model setup, exact text embedded)
             pa.field("path", pa.string()),
             pa.field("start_line", pa.int32()),
             pa.field("end_line", pa.int32()),
@@ -96,6 +102,16 @@ def chunk_schema(dimension: int) -> pa.Schema:
             pa.field("text", pa.string()),
             pa.field("terms", pa.string()),
             pa.field("file_hash", pa.string()),
+            pa.field("vector", pa.list_(pa.float32(), dimension)),
+        ]
+    )
+
+
+def vector_schema(dimension: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("key", pa.string()),
+            pa.field("created", pa.float64()),
             pa.field("vector", pa.list_(pa.float32(), dimension)),
         ]
     )
@@ -137,7 +153,7 @@ class Hit:
     score: float
 
 
-_HIT_COLUMNS = ["id", "path", "start_line", "end_line", "symbol", "kind", "language", "text"]
+_HIT_COLUMNS = ["path", "start_line", "end_line", "symbol", "kind", "language", "text"]
 
 
 class Store:
@@ -155,11 +171,25 @@ class Store:
             else self._db.create_table(CHUNKS, schema=chunk_schema(self.dimension))
         )
         self.files = self._db.open_table(FILES) if FILES in names else self._db.create_table(FILES, schema=FILE_SCHEMA)
+        self.vectors = (
+            self._db.open_table(VECTORS)
+            if VECTORS in names
+            else self._db.create_table(VECTORS, schema=vector_schema(self.dimension))
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
     @staticmethod
     def exists(directory: Path) -> bool:
         return (directory / META).is_file()
+
+    @staticmethod
+    def outdated(directory: Path) -> bool:
+        """An index written by an older codesearch (re-indexing rebuilds it)."""
+        try:
+            meta = json.loads((directory / META).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(meta.get("format"), int) and meta["format"] < FORMAT_VERSION
 
     @classmethod
     def open(cls, directory: Path, model_id: str | None = None, dimension: int | None = None) -> Store:
@@ -191,7 +221,15 @@ class Store:
 
     @classmethod
     def create(
-        cls, directory: Path, *, root: str, model_name: str, model_id: str, cache_key: str, dimension: int
+        cls,
+        directory: Path,
+        *,
+        root: str,
+        model_name: str,
+        model_id: str,
+        cache_key: str,
+        dimension: int,
+        model_reason: str = "",
     ) -> Store:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         now = time.time()
@@ -201,6 +239,7 @@ class Store:
             model_name=model_name,
             model_id=model_id,
             cache_key=cache_key,
+            model_reason=model_reason,
             dimension=dimension,
             created=now,
             updated=now,
@@ -235,21 +274,60 @@ class Store:
         return total
 
     # -- writes -------------------------------------------------------------------------------
-    def existing_vectors(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
-        """Vectors already stored under these chunk ids (the content-hash cache)."""
+    def cached_vectors(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors already computed under these vector keys (the embedding cache)."""
         found: dict[str, np.ndarray] = {}
-        unique = list(dict.fromkeys(ids))
+        unique = list(dict.fromkeys(keys))
         for start in range(0, len(unique), 500):
             part = unique[start : start + 500]
             rows = (
-                self.chunks.search().where(sql_in("id", part)).select(["id", "vector"]).limit(len(part) * 4).to_arrow()
+                self.vectors.search().where(sql_in("key", part)).select(["key", "vector"]).limit(len(part)).to_arrow()
             )
             if rows.num_rows:
                 vectors = np.asarray(rows.column("vector").combine_chunks().values, dtype=np.float32)
                 vectors = vectors.reshape(rows.num_rows, self.dimension)
-                for i, cid in enumerate(rows.column("id").to_pylist()):
-                    found[cid] = vectors[i]
+                for i, key in enumerate(rows.column("key").to_pylist()):
+                    found[key] = vectors[i]
         return found
+
+    def cache_vectors(self, vectors: dict[str, np.ndarray]) -> None:
+        """Add newly computed vectors to the cache (keys not already in it)."""
+        if not vectors:
+            return
+        keys = list(vectors)
+        matrix = np.stack([vectors[k] for k in keys]).astype(np.float32, copy=False)
+        table = pa.table(
+            {
+                "key": pa.array(keys, pa.string()),
+                "created": pa.array(np.full(len(keys), time.time()), pa.float64()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(matrix.reshape(-1)), self.dimension),
+            },
+            schema=self.vectors.schema,
+        )
+        self.vectors.add(table)
+
+    def count_cached(self) -> int:
+        return self.vectors.count_rows()
+
+    def prune_cache(self, keep: int | None = None) -> int:
+        """Drop the oldest cached vectors no chunk uses, down to ``keep`` entries (default:
+        twice the live chunks plus ``CACHE_SLACK``). Returns how many were dropped."""
+        total = self.vectors.count_rows()
+        keep = 2 * self.chunks.count_rows() + CACHE_SLACK if keep is None else keep
+        if total <= keep:
+            return 0
+        live = set(_scan(self.chunks, ["vkey"]).column("vkey").to_pylist())
+        cached = _scan(self.vectors, ["key", "created"])
+        unused = [
+            (created, key)
+            for key, created in zip(cached.column("key").to_pylist(), cached.column("created").to_pylist(), strict=True)
+            if key not in live
+        ]
+        unused.sort()
+        drop = [key for _created, key in unused[: total - keep]]
+        for start in range(0, len(drop), 500):
+            self.vectors.delete(sql_in("key", drop[start : start + 500]))
+        return len(drop)
 
     def replace_files(self, records: Sequence[FileRecord], rows: list[dict[str, Any]]) -> None:
         """Replace everything stored for these files by ``rows``. The catalog entry is removed
@@ -282,8 +360,10 @@ class Store:
         indexed = {tuple(ix.columns) for ix in self.chunks.list_indices()}
         if ("terms",) not in indexed:
             self.chunks.create_index("terms", config=FTS(with_position=False), replace=True)
+        self.prune_cache()
         self.chunks.optimize()
         self.files.optimize()
+        self.vectors.optimize()
 
     # -- queries ------------------------------------------------------------------------------
     def dense(self, vector: np.ndarray, k: int, where: str | None = None) -> list[Hit]:
@@ -306,6 +386,11 @@ class Store:
             return []
         top = max(float(r["_score"]) for r in rows) or 1.0
         return [_hit(r, float(r["_score"]) / top) for r in rows]
+
+
+def _scan(table: Any, columns: list[str]) -> pa.Table:
+    """Some columns of every row (no vectors read)."""
+    return table.search().select(columns).limit(max(1, table.count_rows())).to_arrow()
 
 
 def _hit(row: dict[str, Any], score: float) -> Hit:
