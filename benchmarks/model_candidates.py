@@ -31,6 +31,7 @@ from codesearch.embedding import load_embedder, resolve_model
 DEFAULT_CANDIDATES = [
     "all-minilm-l6-v2:float32:256",
     "all-minilm-l6-v2:bfloat16:256",
+    "all-minilm-l6-v2:int8:256",
     "all-minilm-l6-v2:float32:128",
     "all-minilm-l6-v2:float32:512",
 ]
@@ -95,6 +96,7 @@ def evaluate(
     doc_seconds = time.perf_counter() - started
     q = embedder.embed_queries(queries)
     return dict(
+        vectors=c,
         candidate=candidate,
         ndcg10=ndcg_at_10(q @ c.T, gold),
         mrr=csn_mrr(q, c, gold, batches) if batches else float("nan"),
@@ -114,19 +116,28 @@ def main() -> None:
     print(f"CSN python text->code: {len(queries)} queries, {len(corpus)} documents, {len(batches)} MRR batches")
     rows = [evaluate(c, queries, corpus, gold, batches) for c in args.candidates]
     base = rows[0]["docs_per_s"]
+    first: np.ndarray = rows[0]["vectors"]  # type: ignore[assignment]
     lines = [
-        "| candidate (model:dtype:max tokens) | nDCG@10 | CSN MRR (1k batches) | docs/s | speed vs first | truncated |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| candidate (model:dtype:max tokens) | nDCG@10 | CSN MRR (1k batches) | docs/s | speed vs first "
+        "| cosine to first (mean / min) | truncated |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in rows:
+        vectors: np.ndarray = r["vectors"]  # type: ignore[assignment]
+        cosine = "n/a"
+        if vectors.shape == first.shape:
+            agreement = np.sum(vectors * first, axis=1)
+            cosine = f"{agreement.mean():.5f} / {agreement.min():.4f}"
         lines.append(
             f"| {r['candidate']} | {r['ndcg10']:.3f} | {r['mrr']:.3f} | {r['docs_per_s']:.1f} | "
-            f"{r['docs_per_s'] / base:.2f}x | {r['truncated']} |"
+            f"{r['docs_per_s'] / base:.2f}x | {cosine} | {r['truncated']} |"
         )
     table = "\n".join(lines)
     print(table)
     if not args.no_record:
         command = "python benchmarks/model_candidates.py" + (f" --limit {args.limit}" if args.limit else "")
+        if args.candidates != DEFAULT_CANDIDATES:
+            command += " --candidates " + " ".join(args.candidates)
         append_results(
             "Offline embedding candidates on CodeSearchNet Python (text to code)",
             command,

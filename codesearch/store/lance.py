@@ -40,6 +40,7 @@ VECTORS = "vectors"
 CACHE_SLACK = 20_000  # cached vectors kept beyond twice the live chunks
 META = "meta.json"
 RRF_K = 60
+FTS_MEMORY_MIB = 512  # build memory of the full-text index (LanceDB defaults to far more)
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -359,7 +360,9 @@ class Store:
             return
         indexed = {tuple(ix.columns) for ix in self.chunks.list_indices()}
         if ("terms",) not in indexed:
-            self.chunks.create_index("terms", config=FTS(with_position=False), replace=True)
+            self.chunks.create_index(
+                "terms", config=FTS(with_position=False, memory_limit=FTS_MEMORY_MIB), replace=True
+            )
         self.prune_cache()
         self.chunks.optimize()
         self.files.optimize()
