@@ -174,6 +174,8 @@ def cmd_index(args: argparse.Namespace, err: Console) -> int:
         f"Indexed {stats.files} files, {stats.chunks} chunks ({stats.chunks_embedded} embedded now, "
         f"{stats.chunks_reused} reused) in {stats.seconds:.1f}s with {stats.model}."
     )
+    if stats.files_changed and stats.files_changed == stats.files and stats.model_reason:
+        out.print(f"Model: {stats.model_reason}.")  # a new index: say why this model
     if stats.files_skipped:
         reasons = ", ".join(f"{n} {SKIP_REASONS.get(r, r)}" for r, n in stats.skipped.items())
         out.print(f"Skipped {stats.files_skipped} files: {reasons}.")

@@ -155,3 +155,4 @@ def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
     text = output.decode("utf-8", errors="replace")
     assert "indexing" in text and "files" in text and "embedded/s" in text  # the live bar
     assert "Indexed 13 files" in text  # the summary
+    assert "Model: auto: no ModernBERT weights" in text  # a new index says which model, and why

@@ -194,3 +194,8 @@ def test_an_8192_token_input_is_embedded_whole_on_cpu(tmp_path: Path) -> None:
     assert model.truncated == 0
     assert vectors.shape == (2, 768) and np.all(np.isfinite(vectors))
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+def test_packed_batches_need_modernbert(embedder) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(UsageError, match="ModernBERT"):
+        TransformerEmbedder(embedder.spec, packing="mask")

@@ -145,9 +145,11 @@ class TransformerEmbedder:
                 warnings.simplefilter("ignore", UserWarning)
                 self.model = torch.ao.quantization.quantize_dynamic(self.model, {torch.nn.Linear}, dtype=torch.qint8)
         self.model.to(self.device)
-        self.packing = packing or ("flash" if self.attention == "flash_attention_2" else None)
-        if self.packing and self.model.config.model_type != "modernbert":
+        is_modernbert = self.model.config.model_type == "modernbert"
+        if packing and not is_modernbert:
             raise UsageError(f"packed batches need a ModernBERT model, not {self.model.config.model_type}")
+        # other architectures under flash-attention 2 run padded batches (it unpads inside each layer)
+        self.packing = packing or ("flash" if self.attention == "flash_attention_2" and is_modernbert else None)
         self.dimension = int(self.model.config.hidden_size)
         self.max_tokens = min(spec.max_tokens, int(getattr(self.tokenizer, "model_max_length", spec.max_tokens)))
         log.info(
@@ -169,7 +171,8 @@ class TransformerEmbedder:
         )
         if self.device.startswith("cuda") and self.dtype == "bfloat16":
             options["dtype"] = torch.bfloat16  # weights in bf16: flash-attention needs half precision
-        self.attention = "flash_attention_2" if flash_attention_available(self.device) else "sdpa"
+        half = self.dtype == "bfloat16"  # flash-attention runs in half precision only
+        self.attention = "flash_attention_2" if half and flash_attention_available(self.device) else "sdpa"
         try:
             return AutoModel.from_pretrained(spec.source, attn_implementation=self.attention, **options)
         except (ValueError, ImportError) as exc:

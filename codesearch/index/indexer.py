@@ -50,6 +50,7 @@ class IndexStats:
     files_unchanged: int = 0
     seconds: float = 0.0
     model: str = ""
+    model_reason: str = ""  # why this index uses its model (``auto`` says what it found)
     truncated: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     index_dir: str = ""
@@ -131,6 +132,7 @@ class Indexer:
             plan = self.plan(store)
             stats = IndexStats(
                 model=str(store.meta.get("model_name")),
+                model_reason=str(store.meta.get("model_reason", "")),
                 index_dir=str(self.index_dir),
                 files_unchanged=len(plan.unchanged),
                 files_deleted=len(plan.deleted),
