@@ -130,8 +130,9 @@ def measure(label: str, spec: ModelSpec, texts: list[str], lengths: list[int]) -
     return rows
 
 
-def base_sized_modernbert(folder: Path) -> Path:
-    """A ModernBERT-base-sized checkpoint with random weights and the ModernBERT tokenizer."""
+def random_modernbert(folder: Path, **sizes: int) -> Path:
+    """A ModernBERT checkpoint with random weights and the ModernBERT tokenizer (speed and
+    memory do not depend on the weights). No sizes: ModernBERT-base (22 layers, 768 wide)."""
     if (folder / "model.safetensors").is_file():
         return folder
     if not (TOKENIZER / "tokenizer.json").is_file():
@@ -146,6 +147,7 @@ def base_sized_modernbert(folder: Path) -> Path:
         sep_token_id=tokenizer.sep_token_id,
         bos_token_id=tokenizer.cls_token_id,
         eos_token_id=tokenizer.sep_token_id,
+        **sizes,
     )
     torch.manual_seed(0)
     ModernBertModel(config).eval().save_pretrained(folder, safe_serialization=True)
@@ -153,28 +155,10 @@ def base_sized_modernbert(folder: Path) -> Path:
     return folder
 
 
-def small_modernbert(folder: Path) -> Path:
+def small_modernbert() -> Path:
     """4 layers, 128 wide: enough to run 100k chunks through the real pipeline in minutes."""
-    if (folder / "model.safetensors").is_file():
-        return folder
-    from transformers import AutoTokenizer, ModernBertConfig, ModernBertModel
-
-    tokenizer = AutoTokenizer.from_pretrained(TOKENIZER)
-    config = ModernBertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=128,
-        intermediate_size=256,
-        num_hidden_layers=4,
-        num_attention_heads=4,
-        pad_token_id=tokenizer.pad_token_id,
-        cls_token_id=tokenizer.cls_token_id,
-        sep_token_id=tokenizer.sep_token_id,
-        bos_token_id=tokenizer.cls_token_id,
-        eos_token_id=tokenizer.sep_token_id,
-    )
-    ModernBertModel(config).eval().save_pretrained(folder, safe_serialization=True)
-    tokenizer.save_pretrained(folder)
-    return folder
+    sizes = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=4, num_attention_heads=4)
+    return random_modernbert(WORK / "modernbert-small-random", **sizes)
 
 
 WORDS = ["parse", "read", "write", "load", "save", "cache", "user", "order", "item", "price", "total"]
@@ -235,7 +219,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
     if args.rss_only:
-        body = [machine_line(), "", *rss_runs(small_modernbert(WORK / "modernbert-small-random"))]
+        body = [machine_line(), "", *rss_runs(small_modernbert())]
         if not args.no_record:
             append_results(
                 "Peak RSS of `codesearch index` at 10k and 100k chunks",
@@ -253,7 +237,7 @@ def main() -> None:
     print(f"offline default: {len(keep)} of {len(texts)} chunks", flush=True)
     rows += measure("all-MiniLM-L6-v2", minilm.spec, [texts[i] for i in keep], [lengths[i] for i in keep])
 
-    base = load_embedder(str(base_sized_modernbert(WORK / "modernbert-base-random")), dtype="float32")
+    base = load_embedder(str(random_modernbert(WORK / "modernbert-base-random")), dtype="float32")
     texts = chunk_texts(tree, base)
     lengths = [min(n, base.max_tokens) for n in base.count_tokens(texts)]
     keep = sample_in_order(lengths, max_tokens=args.base_tokens)
@@ -286,7 +270,7 @@ def main() -> None:
         *table,
     ]
     if args.rss:
-        rss = rss_runs(small_modernbert(WORK / "modernbert-small-random"))
+        rss = rss_runs(small_modernbert())
         body += [
             "",
             "Peak RSS of `codesearch index` (whole pipeline, 4-layer random ModernBERT, 256-chunk batches):",

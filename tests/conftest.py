@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,15 +132,32 @@ def write_tiny_tokenizer(folder: Path, model_max_length: int = 512) -> dict[str,
     return vocab
 
 
+def save_random_modernbert(folder: Path, vocab: dict[str, int], **sizes: int) -> Any:
+    """A ModernBERT with random weights saved as safetensors (special ids from ``vocab``)."""
+    from transformers import ModernBertConfig, ModernBertModel
+
+    config = ModernBertConfig(
+        vocab_size=len(vocab),
+        pad_token_id=vocab["[PAD]"],
+        bos_token_id=vocab["[CLS]"],
+        eos_token_id=vocab["[SEP]"],
+        cls_token_id=vocab["[CLS]"],
+        sep_token_id=vocab["[SEP]"],
+        **sizes,
+    )
+    ModernBertModel(config).eval().save_pretrained(folder, safe_serialization=True)
+    return config
+
+
 @pytest.fixture(scope="session")
 def tiny_modernbert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A random 2-layer ModernBERT with a small WordPiece vocabulary, saved as safetensors."""
-    from transformers import ModernBertConfig, ModernBertModel
 
     folder = tmp_path_factory.mktemp("tiny-modernbert")
     vocab = write_tiny_tokenizer(folder)
-    config = ModernBertConfig(
-        vocab_size=len(vocab),
+    save_random_modernbert(
+        folder,
+        vocab,
         hidden_size=32,
         intermediate_size=64,
         num_hidden_layers=2,
@@ -147,11 +165,5 @@ def tiny_modernbert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         max_position_embeddings=512,
         global_attn_every_n_layers=2,
         local_attention=16,
-        pad_token_id=vocab["[PAD]"],
-        bos_token_id=vocab["[CLS]"],
-        eos_token_id=vocab["[SEP]"],
-        cls_token_id=vocab["[CLS]"],
-        sep_token_id=vocab["[SEP]"],
     )
-    ModernBertModel(config).eval().save_pretrained(folder, safe_serialization=True)
     yield folder

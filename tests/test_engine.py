@@ -170,22 +170,12 @@ def test_auto_prefers_modernbert_weights_found_locally(
 def test_an_8192_token_input_is_embedded_whole_on_cpu(tmp_path: Path) -> None:
     """A ModernBERT-base-sized model (22 layers, 768 wide, alternating 128-token local and
     global attention) embeds one 8192-token input with sdpa on the CPU, untruncated."""
-    from conftest import write_tiny_tokenizer
-    from transformers import ModernBertConfig, ModernBertModel
+    from conftest import save_random_modernbert, write_tiny_tokenizer
 
     folder = tmp_path / "base-sized"
     vocab = write_tiny_tokenizer(folder, model_max_length=8192)
-    config = ModernBertConfig(
-        vocab_size=len(vocab),
-        max_position_embeddings=8192,
-        pad_token_id=vocab["[PAD]"],
-        bos_token_id=vocab["[CLS]"],
-        eos_token_id=vocab["[SEP]"],
-        cls_token_id=vocab["[CLS]"],
-        sep_token_id=vocab["[SEP]"],
-    )
+    config = save_random_modernbert(folder, vocab, max_position_embeddings=8192)  # ModernBERT-base's sizes
     assert (config.hidden_size, config.num_hidden_layers, config.local_attention) == (768, 22, 128)
-    ModernBertModel(config).eval().save_pretrained(folder, safe_serialization=True)
     model = load_embedder(str(folder))
     assert model.max_tokens == 8192 and model.device == "cpu"
     text = " ".join(["value"] * 8190)  # [CLS] + 8190 words + [SEP]
