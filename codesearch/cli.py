@@ -11,10 +11,11 @@ import argparse
 import json
 import logging
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
@@ -23,6 +24,9 @@ from codesearch import __version__
 from codesearch.config import default_index_dir, find_index_dir
 from codesearch.errors import CodesearchError, IndexNotFoundError, UsageError
 from codesearch.files import DEFAULT_MAX_FILE_BYTES, SKIP_REASONS
+
+if TYPE_CHECKING:
+    from codesearch.index import IndexStats
 
 log = logging.getLogger("codesearch")
 
@@ -40,30 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
     p_index = sub.add_parser("index", help="index a folder (only changed files are re-embedded)")
     p_index.add_argument("path", nargs="?", type=Path, default=Path("."), help="folder to index (default: .)")
     common(p_index)
-    p_index.add_argument(
-        "--model",
-        help="auto, a preset (gte-modernbert-base, modernbert-embed-base, all-minilm-l6-v2), a local checkpoint "
-        "folder or a hub id (default: auto: a ModernBERT preset whose weights are on this machine, else "
-        "all-minilm-l6-v2; an existing index keeps its model)",
-    )
-    p_index.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
-    p_index.add_argument(
-        "--dtype", choices=["auto", "float32", "bfloat16", "int8"], help="inference precision (default: auto)"
-    )
-    p_index.add_argument("--rebuild", action="store_true", help="drop the existing index first (e.g. to change model)")
-    p_index.add_argument(
-        "--max-file-size",
-        type=int,
-        default=DEFAULT_MAX_FILE_BYTES,
-        metavar="BYTES",
-        help=f"skip larger files (default: {DEFAULT_MAX_FILE_BYTES})",
-    )
-    p_index.add_argument(
-        "--ignore",
-        action="append",
-        default=[],
-        metavar="GLOB",
-        help="extra gitignore-style pattern to skip (repeatable)",
+    indexing_options(p_index)
+
+    p_watch = sub.add_parser("watch", help="index a folder, then keep the index current as files change")
+    p_watch.add_argument("path", nargs="?", type=Path, default=Path("."), help="folder to watch (default: .)")
+    common(p_watch)
+    indexing_options(p_watch)
+    p_watch.add_argument("--poll", action="store_true", help="poll for changes instead of OS file events")
+    p_watch.add_argument(
+        "--debounce", type=int, default=150, metavar="MS", help="quiet time that ends a burst of changes (default: 150)"
     )
 
     p_search = sub.add_parser("search", help="search an index with a natural-language or code query")
@@ -88,12 +77,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def indexing_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--model",
+        help="auto, a preset (gte-modernbert-base, modernbert-embed-base, all-minilm-l6-v2), a local checkpoint "
+        "folder or a hub id (default: auto: a ModernBERT preset whose weights are on this machine, else "
+        "all-minilm-l6-v2; an existing index keeps its model)",
+    )
+    p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
+    p.add_argument(
+        "--dtype", choices=["auto", "float32", "bfloat16", "int8"], help="inference precision (default: auto)"
+    )
+    p.add_argument("--rebuild", action="store_true", help="drop the existing index first (e.g. to change model)")
+    p.add_argument(
+        "--max-file-size",
+        type=int,
+        default=DEFAULT_MAX_FILE_BYTES,
+        metavar="BYTES",
+        help=f"skip larger files (default: {DEFAULT_MAX_FILE_BYTES})",
+    )
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="extra gitignore-style pattern to skip (repeatable)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
     err = Console(stderr=True)
     try:
-        handler = {"index": cmd_index, "search": cmd_search, "status": cmd_status}[args.command]
+        handler = {"index": cmd_index, "watch": cmd_watch, "search": cmd_search, "status": cmd_status}[args.command]
         return handler(args, err)
     except CodesearchError as exc:
         err.print(f"[bold red]codesearch: error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
@@ -223,6 +240,53 @@ class _IndexProgress:
         if self.task is None:
             self.task = self.progress.add_task("index", total=p.files_total, rate=rate)
         self.progress.update(self.task, completed=p.files_done, total=p.files_total, rate=rate)
+
+
+# -- watch -----------------------------------------------------------------------------------
+def cmd_watch(args: argparse.Namespace, err: Console) -> int:
+    from codesearch.index.watcher import Watcher
+
+    root = _root(args.path)
+    index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(root)
+    out = Console(highlight=False, soft_wrap=True)
+
+    def report(stats: IndexStats) -> None:
+        if args.json:
+            print(json.dumps(stats.as_dict()), flush=True)
+        elif stats.files_changed or stats.files_deleted or watcher.updates == 0:
+            out.print(
+                f"{time.strftime('%H:%M:%S')} {stats.files_changed} changed, {stats.files_deleted} deleted, "
+                f"{stats.chunks_embedded} chunks embedded ({stats.files} files, {stats.chunks} chunks, "
+                f"{stats.seconds:.2f}s)"
+            )
+
+    watcher = Watcher(
+        root,
+        index_dir,
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        max_file_bytes=args.max_file_size,
+        extra_ignores=tuple(args.ignore),
+        rebuild=args.rebuild,
+        on_update=report,
+        polling=args.poll,
+        debounce_s=args.debounce / 1000,
+    )
+    previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
+    try:
+        watcher.start()
+        if not args.json:
+            mode = "polling" if watcher.polling else "file events"
+            err.print(f"codesearch: watching {root} ({mode}); index {index_dir}; Ctrl-C stops", highlight=False)
+        while watcher.running:
+            watcher.wait(timeout=1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+        signal.signal(signal.SIGTERM, previous)
+    return 0
 
 
 # -- search ----------------------------------------------------------------------------------

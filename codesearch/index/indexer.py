@@ -14,6 +14,7 @@ The vocabulary, written down once:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import shutil
@@ -125,30 +126,39 @@ class Indexer:
         self.skips = SkipStats()
 
     # -- entry point --------------------------------------------------------------------------
-    def run(self) -> IndexStats:
+    @property
+    def embedder(self) -> Embedder | None:
+        """The model, once a run needed it (a watcher keeps it for its next updates)."""
+        return self._embedder
+
+    def run(self, locked: bool = False) -> IndexStats:
+        """Bring the index up to date. ``locked``: the caller already holds the writer lock."""
+        with contextlib.nullcontext() if locked else writer_lock(self.index_dir):
+            return self._run()
+
+    def _run(self) -> IndexStats:
         started = time.perf_counter()
-        with writer_lock(self.index_dir):
-            store = self._open_store()
-            plan = self.plan(store)
-            stats = IndexStats(
-                model=str(store.meta.get("model_name")),
-                model_reason=str(store.meta.get("model_reason", "")),
-                index_dir=str(self.index_dir),
-                files_unchanged=len(plan.unchanged),
-                files_deleted=len(plan.deleted),
-            )
-            if plan.deleted:
-                store.delete_files(plan.deleted)
-            self._index_changed(store, plan, stats)
-            if plan.changed or plan.deleted:
-                store.finish_writes()
-            stats.files = store.count_files()
-            stats.chunks = store.count_chunks()
-            stats.skipped = self.skips.as_dict()
-            stats.files_skipped = self.skips.total
-            stats.truncated = self._embedder.truncated if self._embedder is not None else 0
-            stats.seconds = round(time.perf_counter() - started, 3)
-            store.write_meta(updated=time.time(), files=stats.files, chunks=stats.chunks, last_run=stats.as_dict())
+        store = self._open_store()
+        plan = self.plan(store)
+        stats = IndexStats(
+            model=str(store.meta.get("model_name")),
+            model_reason=str(store.meta.get("model_reason", "")),
+            index_dir=str(self.index_dir),
+            files_unchanged=len(plan.unchanged),
+            files_deleted=len(plan.deleted),
+        )
+        if plan.deleted:
+            store.delete_files(plan.deleted)
+        self._index_changed(store, plan, stats)
+        if plan.changed or plan.deleted:
+            store.finish_writes()
+        stats.files = store.count_files()
+        stats.chunks = store.count_chunks()
+        stats.skipped = self.skips.as_dict()
+        stats.files_skipped = self.skips.total
+        stats.truncated = self._embedder.truncated if self._embedder is not None else 0
+        stats.seconds = round(time.perf_counter() - started, 3)
+        store.write_meta(updated=time.time(), files=stats.files, chunks=stats.chunks, last_run=stats.as_dict())
         return stats
 
     # -- planning -----------------------------------------------------------------------------

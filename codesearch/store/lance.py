@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ VECTORS = "vectors"
 CACHE_SLACK = 20_000  # cached vectors kept beyond twice the live chunks
 META = "meta.json"
 RRF_K = 60
+READ_CONSISTENCY_S = 0.5
 FTS_MEMORY_MIB = 512  # build memory of the full-text index (LanceDB defaults to far more)
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -163,7 +165,8 @@ class Store:
     def __init__(self, directory: Path, meta: dict[str, Any]) -> None:
         self.directory = directory
         self.meta = meta
-        self._db = lancedb.connect(str(directory))
+        # a long-lived reader (the language server, a watcher's searcher) sees new commits this soon
+        self._db = lancedb.connect(str(directory), read_consistency_interval=timedelta(seconds=READ_CONSISTENCY_S))
         self.dimension = int(meta["dimension"])
         names = set(self._db.list_tables().tables)
         self.chunks = (
@@ -259,6 +262,12 @@ class Store:
     def file_catalog(self) -> dict[str, FileRecord]:
         table = self.files.to_arrow()
         return {r["path"]: FileRecord(**r) for r in table.to_pylist()}
+
+    def chunk_rows(self) -> list[tuple[str, int, int, str, str]]:
+        """(path, start_line, end_line, symbol, vector key) of every chunk row, sorted."""
+        table = _scan(self.chunks, ["path", "start_line", "end_line", "symbol", "vkey"])
+        columns = [table.column(name).to_pylist() for name in table.column_names]
+        return sorted(zip(*columns, strict=True))
 
     def count_files(self) -> int:
         return self.files.count_rows()

@@ -1,0 +1,223 @@
+"""Watching a source tree: keep its index equal to the files on disk while editors and git work.
+
+Owns the event side of a live index. At start the tree is reconciled (whatever was edited while
+nothing ran is indexed). Then file-system events (watchdog: inotify, FSEvents, ...) are
+debounced and coalesced: a burst (a save, an editor's write-temp-then-rename, a ``git checkout``
+rewriting thousands of files, a directory rename) becomes one update. An update is an
+incremental :class:`~codesearch.index.Indexer` run (plan by stat, then chunk, embed and write
+only what changed), so every event kind converges to exactly what is on disk, in bounded memory.
+The watcher holds the index's writer lock for its whole life. When the OS watch limit is
+exhausted it falls back to polling and says so.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from codesearch.embedding import Embedder
+from codesearch.errors import CodesearchError
+from codesearch.index.indexer import Indexer, IndexStats, writer_lock
+
+log = logging.getLogger(__name__)
+
+DEBOUNCE_S = 0.15  # quiet time that ends a burst of events
+MAX_WAIT_S = 2.0  # a burst that never goes quiet is still indexed this often
+POLL_INTERVAL_S = 1.0
+# events under these folders never change what is indexed
+_IGNORED_PARTS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache"})
+
+
+class _Events(FileSystemEventHandler):
+    """Turns watchdog events into 'something changed' for the debouncer."""
+
+    def __init__(self, root: Path, index_dir: Path, signal: Callable[[], None]) -> None:
+        self.root = root
+        self.index_dir = index_dir.resolve()
+        self.signal = signal
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if event.event_type in ("opened", "closed_no_write"):
+            return
+        if event.is_directory and event.event_type == "modified":
+            return  # a folder's entries changed: the entries' own events follow
+        paths = [event.src_path, getattr(event, "dest_path", "")]
+        if any(path and self._relevant(str(path)) for path in paths):
+            self.signal()
+
+    def _relevant(self, path: str) -> bool:
+        resolved = Path(path)
+        if resolved == self.index_dir or self.index_dir in resolved.parents:
+            return False
+        try:
+            parts = resolved.relative_to(self.root).parts
+        except ValueError:
+            return True  # outside the root (a symlinked folder): let the walk decide
+        if parts[:1] == (".git",) and len(parts) == 2 and parts[1] == "HEAD":
+            return True  # a checkout: its file events follow, this just starts the burst early
+        return not _IGNORED_PARTS.intersection(parts)
+
+
+class Watcher:
+    """Keeps the index of ``root`` in ``index_dir`` current until :meth:`stop`."""
+
+    def __init__(
+        self,
+        root: Path,
+        index_dir: Path,
+        *,
+        embedder: Embedder | None = None,
+        on_update: Callable[[IndexStats], None] | None = None,
+        debounce_s: float = DEBOUNCE_S,
+        max_wait_s: float = MAX_WAIT_S,
+        polling: bool = False,
+        **indexer_options: Any,
+    ) -> None:
+        self.root = root.resolve()
+        self.index_dir = index_dir
+        self.embedder = embedder
+        self.on_update = on_update or (lambda stats: None)
+        self.debounce_s = debounce_s
+        self.max_wait_s = max_wait_s
+        self.polling = polling
+        self.rebuild = bool(indexer_options.pop("rebuild", False))  # the first update only
+        self.indexer_options = indexer_options
+        self.updates = 0
+        self._busy = False
+        self._changed = threading.Event()
+        self._stopping = threading.Event()
+        self._first_event = 0.0
+        self._last_event = 0.0
+        self._observer: Any = None
+        self._thread: threading.Thread | None = None
+        self._lock: Any = None
+        self.error: BaseException | None = None
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> IndexStats:
+        """Take the writer lock, reconcile the tree with the index, then start watching."""
+        self._lock = writer_lock(self.index_dir)
+        self._lock.__enter__()
+        try:
+            self._observer = self._start_observer()  # before reconciling: no edit falls in between
+            stats = self._update()
+        except BaseException:
+            self.stop()
+            raise
+        self._thread = threading.Thread(target=self._loop, name="codesearch-watch", daemon=True)
+        self._thread.start()
+        return stats
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._changed.set()
+        if self._observer is not None:
+            self._observer.stop()
+            self._observer.join(timeout=5)
+            self._observer = None
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
+        if self._lock is not None:
+            self._lock.__exit__(None, None, None)
+            self._lock = None
+
+    @property
+    def idle(self) -> bool:
+        """No event waiting and no update running: the index matches the last events seen."""
+        return not self._changed.is_set() and not self._busy
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until stopped (Ctrl-C in the CLI) or until an update fails."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self.error is not None:
+            raise self.error
+
+    def __enter__(self) -> Watcher:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- events ---------------------------------------------------------------------------------
+    def _signal(self) -> None:
+        now = time.monotonic()
+        if not self._changed.is_set():
+            self._first_event = now
+        self._last_event = now
+        self._changed.set()
+
+    def _start_observer(self) -> Any:
+        handler = _Events(self.root, self.index_dir, self._signal)
+        if not self.polling:
+            observer = Observer()
+            try:
+                observer.schedule(handler, str(self.root), recursive=True)
+                observer.start()
+                return observer
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                    raise
+                log.warning(
+                    "the OS file-watch limit is exhausted (%s; on Linux raise fs.inotify.max_user_watches); "
+                    "polling %s every %.0f s instead",
+                    exc.strerror,
+                    self.root,
+                    POLL_INTERVAL_S,
+                )
+                self.polling = True
+        observer = PollingObserver(timeout=POLL_INTERVAL_S)
+        observer.schedule(handler, str(self.root), recursive=True)
+        observer.start()
+        return observer
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            self._changed.wait()
+            if self._stopping.is_set():
+                return
+            while True:  # debounce: wait for quiet, but not longer than max_wait
+                now = time.monotonic()
+                quiet_at = self._last_event + self.debounce_s
+                deadline = self._first_event + self.max_wait_s
+                if now >= min(quiet_at, deadline) or self._stopping.is_set():
+                    break
+                time.sleep(min(quiet_at, deadline) - now)
+            self._busy = True
+            self._changed.clear()
+            try:
+                self._update()
+            except CodesearchError as exc:  # a lasting problem (model, lock, corrupt index): stop with it
+                log.error("updating the index failed: %s", exc)
+                self.error = exc
+                self._stopping.set()
+                return
+            except Exception as exc:  # anything else may pass (a file system hiccup): retry on the next event
+                log.warning("updating the index failed (%s: %s); retrying on the next change", type(exc).__name__, exc)
+            finally:
+                self._busy = False
+
+    def _update(self) -> IndexStats:
+        indexer = Indexer(
+            self.root, self.index_dir, embedder=self.embedder, rebuild=self.rebuild, **self.indexer_options
+        )
+        self.rebuild = False
+        stats = indexer.run(locked=True)
+        self.embedder = indexer.embedder or self.embedder  # loaded once, kept for later updates
+        self.updates += 1
+        self.on_update(stats)
+        return stats
