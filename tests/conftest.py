@@ -104,15 +104,9 @@ def write_tiny_tokenizer(folder: Path, model_max_length: int = 512) -> dict[str,
         "/",
         "_",
     ]
-    vocab = {
-        tok: i
-        for i, tok in enumerate(
-            specials
-            + words
-            + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
-            + list("abcdefghijklmnopqrstuvwxyz0123456789")
-        )
-    }
+    tokens = specials + words + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz0123456789"]
+    tokens += list("abcdefghijklmnopqrstuvwxyz0123456789")
+    vocab = {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}  # ids 0..n-1, each token once
     tok = Tokenizer(models.WordPiece(vocab=vocab, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(lowercase=True)
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
