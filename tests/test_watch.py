@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -154,6 +155,26 @@ def test_one_writer_and_readers_see_commits_within_a_second(watched, embedder) -
     until(lambda: bool(reader.search("zebra stripes", mode="lexical", k=3)), timeout=5, what="the reader")
     assert time.monotonic() - committed < 1.0
     assert reader.search("count zebra stripes", k=1)[0].path == "zebra.py"
+    # a reader querying all the time while updates commit and compact never fails
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            try:
+                reader.search("zebra stripes", k=5)
+            except BaseException as exc:  # any failure is the finding
+                failures.append(exc)
+
+    thread = threading.Thread(target=hammer)
+    thread.start()
+    for i in range(5):
+        before = watcher.updates
+        (root / "zebra.py").write_text(f"def count_zebra_stripes(zebra):\n    return len(zebra.stripes) + {i}\n")
+        settle(watcher, before)
+    stop.set()
+    thread.join()
+    assert not failures, failures[:1]
 
 
 def test_polling_when_the_os_watch_limit_is_exhausted(

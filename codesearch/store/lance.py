@@ -42,6 +42,7 @@ CACHE_SLACK = 20_000  # cached vectors kept beyond twice the live chunks
 META = "meta.json"
 RRF_K = 60
 READ_CONSISTENCY_S = 0.5
+VERSION_GRACE_S = 600  # old table versions are deleted by compaction only after this long
 FTS_MEMORY_MIB = 512  # build memory of the full-text index (LanceDB defaults to far more)
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -364,7 +365,9 @@ class Store:
             self.files.add(pa.Table.from_pylist([r.__dict__ for r in part], schema=FILE_SCHEMA))
 
     def finish_writes(self) -> None:
-        """Bring the full-text index up to date and compact small fragments."""
+        """Bring the full-text index up to date, compact small fragments, and delete table
+        versions older than ``VERSION_GRACE_S`` (readers move to new versions within
+        ``READ_CONSISTENCY_S``, so none still reads them)."""
         if self.chunks.count_rows() == 0:
             return
         indexed = {tuple(ix.columns) for ix in self.chunks.list_indices()}
@@ -373,9 +376,9 @@ class Store:
                 "terms", config=FTS(with_position=False, memory_limit=FTS_MEMORY_MIB), replace=True
             )
         self.prune_cache()
-        self.chunks.optimize()
-        self.files.optimize()
-        self.vectors.optimize()
+        grace = timedelta(seconds=VERSION_GRACE_S)  # a reader still on an older version keeps its files
+        for table in (self.chunks, self.files, self.vectors):
+            table.optimize(cleanup_older_than=grace)
 
     # -- queries ------------------------------------------------------------------------------
     def dense(self, vector: np.ndarray, k: int, where: str | None = None) -> list[Hit]:
