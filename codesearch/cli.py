@@ -209,7 +209,7 @@ class _IndexProgress:
         self.enabled = enabled
         self.started = time.perf_counter()
         self.progress = Progress(
-            TextColumn("[bold]indexing"),
+            TextColumn("[bold]{task.fields[phase]}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("files"),
@@ -238,8 +238,8 @@ class _IndexProgress:
             f"{p.files_done / elapsed:.1f} files/s"
         )
         if self.task is None:
-            self.task = self.progress.add_task("index", total=p.files_total, rate=rate)
-        self.progress.update(self.task, completed=p.files_done, total=p.files_total, rate=rate)
+            self.task = self.progress.add_task("index", total=p.files_total, rate=rate, phase=p.phase)
+        self.progress.update(self.task, completed=p.files_done, total=p.files_total, rate=rate, phase=p.phase)
 
 
 # -- watch -----------------------------------------------------------------------------------
@@ -302,6 +302,9 @@ def cmd_search(args: argparse.Namespace, err: Console) -> int:
     if args.json:
         print(json.dumps([r.as_dict() for r in results], ensure_ascii=False))
         return 0
+    coverage = searcher.dense_coverage() if args.mode != "lexical" else 1.0
+    if coverage < 1.0:  # a dense pass is still running: say how much of the index has vectors
+        err.print(f"codesearch: embeddings cover {coverage:.0%} of the index so far; the rest matched by words")
     out = Console(highlight=False, soft_wrap=True)
     if not results:
         out.print("No results.")
@@ -327,9 +330,11 @@ def cmd_status(args: argparse.Namespace, err: Console) -> int:
         return 0
     out = Console(highlight=False, soft_wrap=True)
     size = status["size_bytes"] / (1024 * 1024)
+    dense = status["chunks_embedded"] / status["chunks"] if status["chunks"] else 1.0
     out.print(
         f"root     {status['root']}\nindex    {status['index_dir']}\nfiles    {status['files']}\n"
-        f"chunks   {status['chunks']}\nmodel    {status['model']} ({status['model_id']}, "
+        f"chunks   {status['chunks']} (lexical: all; dense: {status['chunks_embedded']}, {dense:.0%})\n"
+        f"model    {status['model']} ({status['model_id']}, "
         f"{status['dimension']}-d)\n         {status['model_reason'] or 'chosen by an older codesearch'}\n"
         f"cache    {status['cached_vectors']} vectors\nsize     {size:.1f} MiB\nupdated  {status['updated']}"
     )

@@ -81,6 +81,12 @@ class Searcher:
                 )
         return self._embedder
 
+    def dense_coverage(self) -> float:
+        """The share of chunks with vectors (below 1 while a dense pass is still running):
+        hybrid results then rank the rest by words alone."""
+        total = self.store.count_chunks()
+        return self.store.count_embedded() / total if total else 1.0
+
     def search(
         self,
         query: str,
@@ -134,6 +140,7 @@ def index_status(index_dir: Path) -> dict[str, Any]:
         index_dir=str(index_dir),
         files=store.count_files(),
         chunks=store.count_chunks(),
+        chunks_embedded=store.count_embedded(),
         model=meta.get("model_name"),
         model_id=meta.get("model_id"),
         model_reason=meta.get("model_reason", ""),

@@ -97,7 +97,7 @@ def test_status(indexed) -> None:  # type: ignore[no-untyped-def]
     root, home, stats = indexed
     done = codesearch("status", str(root), "--json", env_home=home)
     status = json.loads(done.stdout)
-    assert status["files"] == 13 and status["chunks"] == stats["chunks"]
+    assert status["files"] == 13 and status["chunks"] == stats["chunks"] == status["chunks_embedded"]
     assert status["model"] == "all-minilm-l6-v2" and status["size_bytes"] > 0 and status["updated"]
     assert status["model_reason"].startswith("auto: no ModernBERT weights")  # which model, and why
     human = codesearch("status", str(root), env_home=home).stdout

@@ -52,7 +52,7 @@ def wait_for_index(index_dir: Path) -> float:
     return time.monotonic()
 
 
-def snapshot(index_dir: Path) -> tuple[dict[str, str], list[tuple[str, int, int, str, str]]]:
+def snapshot(index_dir: Path) -> tuple[dict[str, str], list[tuple[str, int, int, str, str, bool]]]:
     store = Store.open(index_dir)
     return {path: record.file_hash for path, record in store.file_catalog().items()}, store.chunk_rows()
 
@@ -69,6 +69,7 @@ def test_kill_9_at_random_moments_then_rerun_gives_exactly_the_clean_index(
     writing_seconds = time.monotonic() - writing_started  # from the index's creation to the end
     clean_files, clean_rows = snapshot(clean_dir)
     assert len(clean_files) == 120 and len(clean_rows) >= 960 and len(set(clean_rows)) == len(clean_rows)
+    assert all(row[-1] for row in clean_rows)  # every row embedded
 
     embedder = load_embedder(str(tiny_modernbert))
     rng = random.Random(4)

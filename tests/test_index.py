@@ -194,3 +194,36 @@ def test_an_index_from_an_older_codesearch_is_rebuilt(sample_tree: Path, embedde
     stats = index(sample_tree, embedder)
     assert stats.files == 13 and stats.files_changed == 13
     assert Searcher(default_index_dir(sample_tree), embedder=embedder).search("parse header links", k=1)
+
+
+def test_words_find_a_fresh_tree_before_any_vector_is_computed(
+    sample_tree: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import codesearch.index.indexer as indexer_module
+    from codesearch.store import Store
+
+    monkeypatch.setattr(indexer_module, "BATCH_CHUNKS", 1)  # one file per dense batch: the order shows
+    newest = sample_tree / "src" / "util.js"
+    for path in sample_tree.rglob("*"):
+        if path.is_file():
+            os.utime(path, ns=(10**18, 10**18 if path == newest else 10**17))
+    index_dir = default_index_dir(sample_tree)
+    seen: dict[str, object] = {}
+
+    def lexical_done(stats) -> None:  # type: ignore[no-untyped-def]
+        searcher = Searcher(index_dir, embedder=embedder)
+        seen["coverage"] = searcher.dense_coverage()
+        seen["lexical"] = searcher.search("parse header links", mode="lexical", k=1)[0].symbol
+        seen["hybrid"] = searcher.search("parse header links", k=1)[0].symbol  # words alone rank it
+        seen["dense"] = searcher.search("parse header links", mode="dense", k=1)
+
+    def progress(p) -> None:  # type: ignore[no-untyped-def]
+        if p.phase == "embedding" and p.files_done == 1 and "first dense" not in seen:
+            seen["first dense"] = [r.path for r in Store.open(index_dir).file_catalog().values() if r.dense]
+
+    stats = Indexer(sample_tree, index_dir, embedder=embedder, on_progress=progress, on_lexical_done=lexical_done).run()
+    assert seen["coverage"] == 0.0 and seen["dense"] == []
+    assert seen["lexical"] == seen["hybrid"] == "parse_header_links"
+    assert seen["first dense"] == ["src/util.js"]  # the most recently modified file is embedded first
+    assert stats.chunks_embedded == stats.chunks
+    assert Searcher(index_dir, embedder=embedder).dense_coverage() == 1.0

@@ -38,6 +38,7 @@ def add_file(store: Store, path: str, chunks: list[tuple[str, str, int]], langua
                 text=text,
                 terms=lexical_terms(f"{symbol}\n{path}\n{text}"),
                 file_hash="h",
+                embedded=True,
                 vector=vec(seed),
             )
         )

@@ -8,8 +8,13 @@ The vocabulary, written down once:
   no file path: a renamed file, a branch switched back, or an unchanged tree embeds nothing.
 - **plan**: files to (re)chunk, files whose stat changed but whose bytes did not (touch only),
   and paths to delete. Planning reads stats only; doing reads the changed files.
-- **batch**: up to ``BATCH_CHUNKS`` chunks of whole files, embedded and committed together. A
-  file's catalog record is written only after its chunk rows are committed.
+- **batch**: up to ``BATCH_CHUNKS`` chunks of whole files, committed together. A file's catalog
+  record is written only after its chunk rows are committed.
+- **two passes**: the *lexical* pass chunks every changed file and commits its rows at once,
+  with the cached vectors where there are some and ``embedded = false`` elsewhere, so a fresh
+  tree is searchable by words within seconds. The *dense* pass then embeds the files whose
+  catalog record says ``dense = false``, most recently modified first, and rewrites their rows
+  with vectors. Dense search only sees embedded rows; a killed run resumes the dense pass.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from codesearch.chunking import Chunk, chunk_file
 from codesearch.embedding import Embedder, load_embedder, resolve_model
@@ -63,6 +70,7 @@ class IndexStats:
 @dataclass
 class Progress:
     files_total: int
+    phase: str = "indexing"  # then "embedding" (the dense pass)
     files_done: int = 0
     chunks_done: int = 0
     chunks_embedded: int = 0
@@ -110,6 +118,7 @@ class Indexer:
         extra_ignores: tuple[str, ...] = (),
         rebuild: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
+        on_lexical_done: Callable[[IndexStats], None] | None = None,
     ) -> None:
         if not root.is_dir():
             raise UsageError(f"cannot index {root}: not a readable folder")
@@ -123,7 +132,10 @@ class Indexer:
         self.extra_ignores = extra_ignores
         self.rebuild = rebuild
         self.on_progress = on_progress or (lambda progress: None)
+        self.on_lexical_done = on_lexical_done or (lambda stats: None)
         self.skips = SkipStats()
+        self.skips_dense = SkipStats()  # files that changed or vanished between the passes
+        self._lexical_paths: set[str] = set()
 
     # -- entry point --------------------------------------------------------------------------
     @property
@@ -149,8 +161,12 @@ class Indexer:
         )
         if plan.deleted:
             store.delete_files(plan.deleted)
-        self._index_changed(store, plan, stats)
-        if plan.changed or plan.deleted:
+        progress = Progress(files_total=len(plan.changed))
+        self._lexical_pass(store, plan, stats, progress)
+        store.ensure_lexical_index()
+        self.on_lexical_done(stats)
+        dense_files = self._dense_pass(store, stats, progress)
+        if plan.changed or plan.deleted or dense_files:
             store.finish_writes()
         stats.files = store.count_files()
         stats.chunks = store.count_chunks()
@@ -184,9 +200,8 @@ class Indexer:
         return Plan(changed=changed, unchanged=unchanged, deleted=deleted, catalog=catalog)
 
     # -- doing --------------------------------------------------------------------------------
-    def _index_changed(self, store: Store, plan: Plan, stats: IndexStats) -> None:
-        """Chunk, embed and write the changed files; the model loads only if one needs it."""
-        progress = Progress(files_total=len(plan.changed))
+    def _lexical_pass(self, store: Store, plan: Plan, stats: IndexStats, progress: Progress) -> None:
+        """Chunk and write the changed files, with cached vectors only (nothing is embedded)."""
         self.on_progress(progress)
         catalog = plan.catalog
         pending: list[tuple[FileRecord, list[Chunk]]] = []
@@ -202,7 +217,7 @@ class Indexer:
             old = catalog.get(source.rel)
             record = FileRecord(source.rel, loaded.size, loaded.mtime_ns, loaded.content_hash, source.language, 0)
             if old is not None and old.file_hash == loaded.content_hash:
-                touched.append(FileRecord(**{**record.__dict__, "chunks": old.chunks}))
+                touched.append(FileRecord(**{**record.__dict__, "chunks": old.chunks, "dense": old.dense}))
                 stats.files_unchanged += 1
                 progress.files_done += 1
                 continue
@@ -218,13 +233,51 @@ class Indexer:
             pending_chunks += len(chunks)
             stats.files_changed += 1
             if pending_chunks >= BATCH_CHUNKS:
-                self._flush(store, embedder, pending, stats, progress)
+                self._flush(store, embedder, pending, stats, progress, embed=False)
                 pending, pending_chunks = [], 0
         if pending:
-            self._flush(store, self._embedder_for(store), pending, stats, progress)
+            self._flush(store, self._embedder_for(store), pending, stats, progress, embed=False)
         if touched:
             store.touch_files(touched)
             self.on_progress(progress)
+
+    def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress) -> int:
+        """Embed the files whose rows lack vectors, most recently modified first. A file that
+        changed since its lexical pass is left to the next run (its stat no longer matches)."""
+        todo = sorted((r for r in store.file_catalog().values() if not r.dense), key=lambda r: -r.mtime_ns)
+        if not todo:
+            return 0
+        embedder = self._embedder_for(store)
+        progress.phase, progress.files_total, progress.files_done = "embedding", len(todo), 0
+        self.on_progress(progress)
+        pending: list[tuple[FileRecord, list[Chunk]]] = []
+        pending_chunks = 0
+        for record in todo:
+            loaded = load(self._source(record), self.skips_dense, self.max_file_bytes)
+            if loaded is None or loaded.content_hash != record.file_hash:
+                progress.files_done += 1
+                continue
+            chunks = chunk_file(
+                record.path,
+                loaded.text,
+                record.language,
+                self._chunk_tokens(embedder),
+                count_lines=self._line_counter(embedder),
+            )
+            pending.append((record, chunks))
+            pending_chunks += len(chunks)
+            if pending_chunks >= BATCH_CHUNKS:
+                self._flush(store, embedder, pending, stats, progress, embed=True)
+                pending, pending_chunks = [], 0
+        if pending:
+            self._flush(store, embedder, pending, stats, progress, embed=True)
+        return len(todo)
+
+    def _source(self, record: FileRecord) -> SourceFile:
+        path = self.root / record.path
+        return SourceFile(
+            path=path, rel=record.path, size=record.size, mtime_ns=record.mtime_ns, language=record.language
+        )
 
     def _flush(
         self,
@@ -233,20 +286,26 @@ class Indexer:
         pending: list[tuple[FileRecord, list[Chunk]]],
         stats: IndexStats,
         progress: Progress,
+        embed: bool,
     ) -> None:
+        """Write the rows of whole files. ``embed``: compute missing vectors (the dense pass);
+        else rows without a cached vector are written unembedded (the lexical pass)."""
         texts = [chunk.embedding_text() for _record, chunks in pending for chunk in chunks]
         keys = embedder.spec.document_keys(texts)
         vectors = store.cached_vectors(keys)
         missing = list({key: i for i, key in enumerate(keys) if key not in vectors}.values())  # each text once
-        if missing:
+        if missing and embed:
             computed = embedder.embed_documents([texts[i] for i in missing])
             fresh = {keys[i]: computed[row] for row, i in enumerate(missing)}
             store.cache_vectors(fresh)  # before the chunk rows: a crash in between loses nothing
             vectors.update(fresh)
         reused = len(keys) - len(missing)
+        zero = np.zeros(store.dimension, dtype=np.float32)
         rows: list[dict[str, Any]] = []
+        records: list[FileRecord] = []
         position = 0
         for record, chunks in pending:
+            first = position
             for chunk in chunks:
                 rows.append(
                     dict(
@@ -260,16 +319,27 @@ class Indexer:
                         text=chunk.text,
                         terms=lexical_terms(f"{chunk.symbol}\n{record.path}\n{chunk.text}"),
                         file_hash=record.file_hash,
-                        vector=vectors[keys[position]],
+                        embedded=keys[position] in vectors,
+                        vector=vectors.get(keys[position], zero),
                     )
                 )
                 position += 1
-        store.replace_files([record for record, _ in pending], rows)
-        stats.chunks_embedded += len(missing)
+            dense = all(row["embedded"] for row in rows[first:])
+            records.append(FileRecord(**{**record.__dict__, "chunks": len(chunks), "dense": dense}))
+        store.replace_files(records, rows)
+        if embed:  # reuse was counted in this run's lexical pass, except for files a killed run left
+            resumed = {r.path for r, _ in pending} - self._lexical_paths
+            reused = sum(1 for row in rows if row["path"] in resumed and row["vkey"] in vectors) - len(
+                [i for i in missing if rows[i]["path"] in resumed]
+            )
+        else:
+            self._lexical_paths.update(r.path for r, _ in pending)
+        computed_now = len(missing) if embed else 0
+        stats.chunks_embedded += computed_now
         stats.chunks_reused += reused
         progress.files_done += len(pending)
-        progress.chunks_done += len(rows)
-        progress.chunks_embedded += len(missing)
+        progress.chunks_done += 0 if embed else len(rows)
+        progress.chunks_embedded += computed_now
         progress.chunks_reused += reused
         self.on_progress(progress)
 

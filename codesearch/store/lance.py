@@ -34,7 +34,7 @@ from pathspec.patterns.gitwildmatch import GitWildMatchPattern
 
 from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError, UsageError
 
-FORMAT_VERSION = 2  # 2: chunk rows carry a vector key; the ``vectors`` cache table
+FORMAT_VERSION = 3  # 2: vector keys and the ``vectors`` cache; 3: ``embedded`` rows, ``dense`` files
 CHUNKS = "chunks"
 FILES = "files"
 VECTORS = "vectors"
@@ -106,6 +106,7 @@ def chunk_schema(dimension: int) -> pa.Schema:
             pa.field("text", pa.string()),
             pa.field("terms", pa.string()),
             pa.field("file_hash", pa.string()),
+            pa.field("embedded", pa.bool_()),  # false: written by the lexical pass, vector not yet computed
             pa.field("vector", pa.list_(pa.float32(), dimension)),
         ]
     )
@@ -129,6 +130,7 @@ FILE_SCHEMA = pa.schema(
         pa.field("file_hash", pa.string()),
         pa.field("language", pa.string()),
         pa.field("chunks", pa.int32()),
+        pa.field("dense", pa.bool_()),  # every chunk of the file has its vector
     ]
 )
 
@@ -141,6 +143,7 @@ class FileRecord:
     file_hash: str
     language: str
     chunks: int
+    dense: bool = True
 
 
 @dataclass(frozen=True)
@@ -264,9 +267,9 @@ class Store:
         table = self.files.to_arrow()
         return {r["path"]: FileRecord(**r) for r in table.to_pylist()}
 
-    def chunk_rows(self) -> list[tuple[str, int, int, str, str]]:
-        """(path, start_line, end_line, symbol, vector key) of every chunk row, sorted."""
-        table = _scan(self.chunks, ["path", "start_line", "end_line", "symbol", "vkey"])
+    def chunk_rows(self) -> list[tuple[str, int, int, str, str, bool]]:
+        """(path, start_line, end_line, symbol, vector key, embedded) of every chunk row, sorted."""
+        table = _scan(self.chunks, ["path", "start_line", "end_line", "symbol", "vkey", "embedded"])
         columns = [table.column(name).to_pylist() for name in table.column_names]
         return sorted(zip(*columns, strict=True))
 
@@ -275,6 +278,10 @@ class Store:
 
     def count_chunks(self) -> int:
         return self.chunks.count_rows()
+
+    def count_embedded(self) -> int:
+        """Chunks with their vector (the rest await the dense pass)."""
+        return self.chunks.count_rows("embedded = true")
 
     def size_bytes(self) -> int:
         total = 0
@@ -364,10 +371,8 @@ class Store:
             self.files.delete(sql_in("path", [r.path for r in part]))
             self.files.add(pa.Table.from_pylist([r.__dict__ for r in part], schema=FILE_SCHEMA))
 
-    def finish_writes(self) -> None:
-        """Bring the full-text index up to date, compact small fragments, and delete table
-        versions older than ``VERSION_GRACE_S`` (readers move to new versions within
-        ``READ_CONSISTENCY_S``, so none still reads them)."""
+    def ensure_lexical_index(self) -> None:
+        """Create the full-text index once; rows added later are searched before it is optimised."""
         if self.chunks.count_rows() == 0:
             return
         indexed = {tuple(ix.columns) for ix in self.chunks.list_indices()}
@@ -375,6 +380,14 @@ class Store:
             self.chunks.create_index(
                 "terms", config=FTS(with_position=False, memory_limit=FTS_MEMORY_MIB), replace=True
             )
+
+    def finish_writes(self) -> None:
+        """Bring the full-text index up to date, compact small fragments, and delete table
+        versions older than ``VERSION_GRACE_S`` (readers move to new versions within
+        ``READ_CONSISTENCY_S``, so none still reads them)."""
+        if self.chunks.count_rows() == 0:
+            return
+        self.ensure_lexical_index()
         self.prune_cache()
         grace = timedelta(seconds=VERSION_GRACE_S)  # a reader still on an older version keeps its files
         for table in (self.chunks, self.files, self.vectors):
@@ -384,8 +397,8 @@ class Store:
     def dense(self, vector: np.ndarray, k: int, where: str | None = None) -> list[Hit]:
         query: Any = self.chunks.search(vector.astype(np.float32), vector_column_name="vector")
         query = query.distance_type("cosine")
-        if where:
-            query = query.where(where, prefilter=True)
+        embedded = "embedded = true"  # rows still waiting for the dense pass have no vector yet
+        query = query.where(f"({where}) AND {embedded}" if where else embedded, prefilter=True)
         rows = query.select(_HIT_COLUMNS).limit(k).to_list()
         return [_hit(r, max(0.0, 1.0 - float(r["_distance"]))) for r in rows]
 
