@@ -190,3 +190,23 @@ def test_permission_errors_are_counted_not_fatal() -> None:
     assert result["files"] == ["open.py"]
     assert result["skipped"] == {"unreadable": 2}
     assert out.stderr.count("skipping unreadable") == 1  # warned once, then counted
+
+
+def test_check_path_agrees_with_walk(tmp_path: Path) -> None:
+    from codesearch.files import check_path
+
+    root = tmp_path / "tree"
+    (root / "src" / "gen").mkdir(parents=True)
+    (root / "node_modules" / "dep").mkdir(parents=True)
+    (root / "src" / ".gitignore").write_text("gen/\n*.tmp.py\n!keep.tmp.py\n")
+    for rel in ["a.py", "src/b.py", "src/gen/c.py", "src/x.tmp.py", "src/keep.tmp.py", "node_modules/dep/d.js"]:
+        (root / rel).write_text("def f():\n    return 1\n")
+    (root / "data.bin").write_bytes(b"\x00")
+    walked = {s.rel: s for s in walk(root)}
+    assert set(walked) == {"a.py", "src/b.py", "src/keep.tmp.py"}
+    candidates = [*walked, "src/gen/c.py", "src/x.tmp.py", "node_modules/dep/d.js", "missing.py", "data.bin"]
+    for rel in candidates:
+        checked = check_path(root, rel)
+        assert (checked is not None) == (rel in walked), rel
+        if checked is not None:
+            assert checked == walked[rel]

@@ -1,6 +1,6 @@
 """Files: which files of a source tree are indexed, and their text.
 
-Public: :func:`walk`, :func:`load`, :class:`SourceFile`, :class:`SkipStats`,
+Public: :func:`walk`, :func:`check_path`, :func:`load`, :class:`SourceFile`, :class:`SkipStats`,
 :class:`IgnoreRules`, :func:`detect_language`.
 """
 
@@ -12,6 +12,7 @@ from codesearch.files.walk import (
     LoadedFile,
     SkipStats,
     SourceFile,
+    check_path,
     content_hash,
     load,
     looks_minified,
@@ -26,6 +27,7 @@ __all__ = [
     "LoadedFile",
     "SkipStats",
     "SourceFile",
+    "check_path",
     "content_hash",
     "detect_language",
     "load",

@@ -239,3 +239,37 @@ def looks_minified(text: str) -> bool:
         return False
     newlines = text.count("\n") + 1
     return len(text) / newlines > MINIFIED_MEAN_LINE_CHARS and max(map(len, text.split("\n"))) > MINIFIED_MAX_LINE_CHARS
+
+
+def check_path(
+    root: Path,
+    rel: str,
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    extra_ignores: tuple[str, ...] = (),
+    exclude_dirs: tuple[Path, ...] = (),
+) -> SourceFile | None:
+    """The :class:`SourceFile` a walk of ``root`` would yield for posix path ``rel``, or None
+    (missing, ignored by any rule on its way down, not indexable). For a watcher's few paths."""
+    root = root.resolve()
+    rules = IgnoreRules.for_root(root, extra_ignores)
+    excluded = {str(p.resolve()) for p in exclude_dirs}
+    parts = rel.split("/")
+    directory = root
+    for depth, name in enumerate(parts[:-1]):
+        rel_dir = "/".join(parts[: depth + 1])
+        directory = directory / name
+        if rules.is_ignored(rel_dir, True) or str(directory) in excluded or (directory / "pyvenv.cfg").exists():
+            return None
+        rules = rules.child(directory, rel_dir)
+    path = root / rel
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    if rules.is_ignored(rel, False) or not stat.S_ISREG(st.st_mode) or not _inside(root, path):
+        return None
+    language = detect_language(rel)
+    if language is None or st.st_size > max_file_bytes:
+        return None
+    return SourceFile(rel=rel, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, language=language)

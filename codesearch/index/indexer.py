@@ -24,7 +24,7 @@ import fcntl
 import logging
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -35,7 +35,7 @@ import numpy as np
 from codesearch.chunking import Chunk, chunk_file
 from codesearch.embedding import Embedder, load_embedder, resolve_model
 from codesearch.errors import CodesearchError, ModelMismatchError, UsageError
-from codesearch.files import DEFAULT_MAX_FILE_BYTES, SkipStats, SourceFile, load, walk
+from codesearch.files import DEFAULT_MAX_FILE_BYTES, SkipStats, SourceFile, check_path, load, walk
 from codesearch.store import FileRecord, Store, lexical_terms
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,7 @@ class Indexer:
         rebuild: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         on_lexical_done: Callable[[IndexStats], None] | None = None,
+        compact: bool = True,
     ) -> None:
         if not root.is_dir():
             raise UsageError(f"cannot index {root}: not a readable folder")
@@ -133,9 +134,11 @@ class Indexer:
         self.rebuild = rebuild
         self.on_progress = on_progress or (lambda progress: None)
         self.on_lexical_done = on_lexical_done or (lambda stats: None)
+        self.compact = compact  # compact tables and indexes after writing (a watcher does it now and then)
         self.skips = SkipStats()
         self.skips_dense = SkipStats()  # files that changed or vanished between the passes
         self._lexical_paths: set[str] = set()
+        self._lexical_ready = False
 
     # -- entry point --------------------------------------------------------------------------
     @property
@@ -143,15 +146,17 @@ class Indexer:
         """The model, once a run needed it (a watcher keeps it for its next updates)."""
         return self._embedder
 
-    def run(self, locked: bool = False) -> IndexStats:
-        """Bring the index up to date. ``locked``: the caller already holds the writer lock."""
+    def run(self, locked: bool = False, dense: bool = True, paths: Collection[str] | None = None) -> IndexStats:
+        """Bring the index up to date. ``locked``: the caller already holds the writer lock.
+        ``dense=False`` stops after the lexical pass (a later run computes the vectors).
+        ``paths``: only these posix paths changed (a watcher's events); else the tree is walked."""
         with contextlib.nullcontext() if locked else writer_lock(self.index_dir):
-            return self._run()
+            return self._run(dense, paths)
 
-    def _run(self) -> IndexStats:
+    def _run(self, dense: bool, paths: Collection[str] | None) -> IndexStats:
         started = time.perf_counter()
         store = self._open_store()
-        plan = self.plan(store)
+        plan = self.plan(store) if paths is None else self.plan_paths(store, paths)
         stats = IndexStats(
             model=str(store.meta.get("model_name")),
             model_reason=str(store.meta.get("model_reason", "")),
@@ -165,9 +170,9 @@ class Indexer:
         self._lexical_pass(store, plan, stats, progress)
         store.ensure_lexical_index()
         self.on_lexical_done(stats)
-        dense_files = self._dense_pass(store, stats, progress)
+        dense_files = self._dense_pass(store, stats, progress) if dense else 0
         if plan.changed or plan.deleted or dense_files:
-            store.finish_writes()
+            store.finish_writes(compact=self.compact)
         stats.files = store.count_files()
         stats.chunks = store.count_chunks()
         stats.skipped = self.skips.as_dict()
@@ -197,6 +202,31 @@ class Indexer:
             else:
                 changed.append(source)
         deleted = sorted(set(catalog) - seen)
+        return Plan(changed=changed, unchanged=unchanged, deleted=deleted, catalog=catalog)
+
+    def plan_paths(self, store: Store, paths: Collection[str]) -> Plan:
+        """The plan for a few known paths: each is (re)checked against the ignore rules and
+        its stat, with no walk of the tree."""
+        catalog = store.file_catalog()
+        changed: list[SourceFile] = []
+        unchanged: list[SourceFile] = []
+        deleted: list[str] = []
+        for rel in sorted(set(paths)):
+            source = check_path(
+                self.root,
+                rel,
+                max_file_bytes=self.max_file_bytes,
+                extra_ignores=self.extra_ignores,
+                exclude_dirs=(self.index_dir,),
+            )
+            record = catalog.get(rel)
+            if source is None:
+                if record is not None:
+                    deleted.append(rel)
+            elif record and record.size == source.size and record.mtime_ns == source.mtime_ns:
+                unchanged.append(source)
+            else:
+                changed.append(source)
         return Plan(changed=changed, unchanged=unchanged, deleted=deleted, catalog=catalog)
 
     # -- doing --------------------------------------------------------------------------------
@@ -327,6 +357,9 @@ class Indexer:
             dense = all(row["embedded"] for row in rows[first:])
             records.append(FileRecord(**{**record.__dict__, "chunks": len(chunks), "dense": dense}))
         store.replace_files(records, rows)
+        if not embed and not self._lexical_ready:  # the first commit: words find it from now on
+            store.ensure_lexical_index()
+            self._lexical_ready = True
         if embed:  # reuse was counted in this run's lexical pass, except for files a killed run left
             resumed = {r.path for r, _ in pending} - self._lexical_paths
             reused = sum(1 for row in rows if row["path"] in resumed and row["vkey"] in vectors) - len(

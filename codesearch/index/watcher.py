@@ -12,6 +12,7 @@ exhausted it falls back to polling and says so.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import threading
@@ -27,20 +28,27 @@ from watchdog.observers.polling import PollingObserver
 from codesearch.embedding import Embedder
 from codesearch.errors import CodesearchError
 from codesearch.index.indexer import Indexer, IndexStats, writer_lock
+from codesearch.store import Store
 
 log = logging.getLogger(__name__)
 
 DEBOUNCE_S = 0.15  # quiet time that ends a burst of events
 MAX_WAIT_S = 2.0  # a burst that never goes quiet is still indexed this often
 POLL_INTERVAL_S = 1.0
+COMPACT_EVERY_S = 60.0  # compaction (LanceDB optimize) after an update at most this often
+MAX_PATHS = 256  # a bigger burst is planned by walking the tree
+# a change to one of these changes what else is indexed: walk the tree
+_WIDE_NAMES = frozenset({".gitignore", ".codesearchignore", "exclude", "HEAD"})
 # events under these folders never change what is indexed
 _IGNORED_PARTS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache"})
 
 
 class _Events(FileSystemEventHandler):
-    """Turns watchdog events into 'something changed' for the debouncer."""
+    """Turns watchdog events into changed paths for the debouncer: a file's own event names
+    it; anything wider (a folder created, moved or deleted, an ignore file edited, a checkout)
+    asks for a walk of the whole tree."""
 
-    def __init__(self, root: Path, index_dir: Path, signal: Callable[[], None]) -> None:
+    def __init__(self, root: Path, index_dir: Path, signal: Callable[[str | None], None]) -> None:
         self.root = root
         self.index_dir = index_dir.resolve()
         self.signal = signal
@@ -50,9 +58,19 @@ class _Events(FileSystemEventHandler):
             return
         if event.is_directory and event.event_type == "modified":
             return  # a folder's entries changed: the entries' own events follow
-        paths = [event.src_path, getattr(event, "dest_path", "")]
-        if any(path and self._relevant(str(path)) for path in paths):
-            self.signal()
+        for raw in (event.src_path, getattr(event, "dest_path", "")):
+            path = str(raw) if raw else ""
+            if not path or not self._relevant(path):
+                continue
+            rel = self._rel(path)
+            wide = event.is_directory or rel is None or rel.rsplit("/", 1)[-1] in _WIDE_NAMES
+            self.signal(None if wide else rel)
+
+    def _rel(self, path: str) -> str | None:
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return None
 
     def _relevant(self, path: str) -> bool:
         resolved = Path(path)
@@ -97,6 +115,11 @@ class Watcher:
         self._stopping = threading.Event()
         self._first_event = 0.0
         self._last_event = 0.0
+        self._paths: set[str] = set()
+        self._walk = True  # the first update reconciles the whole tree
+        self._paths_lock = threading.Lock()
+        self._compacted = -COMPACT_EVERY_S  # the reconciling update at start compacts
+        self._uncompacted = False
         self._observer: Any = None
         self._thread: threading.Thread | None = None
         self._lock: Any = None
@@ -126,6 +149,10 @@ class Watcher:
             self._observer = None
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
+        if self._lock is not None and self._uncompacted:  # leave the index compacted
+            with contextlib.suppress(Exception):
+                Store.open(self.index_dir).finish_writes()
+            self._uncompacted = False
         if self._lock is not None:
             self._lock.__exit__(None, None, None)
             self._lock = None
@@ -154,12 +181,18 @@ class Watcher:
         self.stop()
 
     # -- events ---------------------------------------------------------------------------------
-    def _signal(self) -> None:
+    def _signal(self, rel: str | None = None) -> None:
+        """``rel``: the posix path that changed; None: something wider (walk the tree)."""
         now = time.monotonic()
-        if not self._changed.is_set():
-            self._first_event = now
-        self._last_event = now
-        self._changed.set()
+        with self._paths_lock:
+            if rel is None or len(self._paths) >= MAX_PATHS:
+                self._walk = True
+            else:
+                self._paths.add(rel)
+            if not self._changed.is_set():
+                self._first_event = now
+            self._last_event = now
+            self._changed.set()
 
     def _start_observer(self) -> Any:
         handler = _Events(self.root, self.index_dir, self._signal)
@@ -198,7 +231,6 @@ class Watcher:
                     break
                 time.sleep(min(quiet_at, deadline) - now)
             self._busy = True
-            self._changed.clear()
             try:
                 self._update()
             except CodesearchError as exc:  # a lasting problem (model, lock, corrupt index): stop with it
@@ -212,11 +244,29 @@ class Watcher:
                 self._busy = False
 
     def _update(self) -> IndexStats:
+        with self._paths_lock:  # take the burst; events from now on make the next one
+            paths = None if self._walk else sorted(self._paths)
+            self._paths, self._walk = set(), False
+            self._changed.clear()
+        compact = time.monotonic() - self._compacted >= COMPACT_EVERY_S
         indexer = Indexer(
-            self.root, self.index_dir, embedder=self.embedder, rebuild=self.rebuild, **self.indexer_options
+            self.root,
+            self.index_dir,
+            embedder=self.embedder,
+            rebuild=self.rebuild,
+            compact=compact,
+            **self.indexer_options,
         )
         self.rebuild = False
-        stats = indexer.run(locked=True)
+        try:
+            stats = indexer.run(locked=True, paths=paths)
+        except BaseException:
+            with self._paths_lock:  # not done: the next update walks the tree
+                self._walk = True
+            raise
+        if compact:
+            self._compacted = time.monotonic()
+        self._uncompacted = not compact and bool(stats.files_changed or stats.files_deleted)
         self.embedder = indexer.embedder or self.embedder  # loaded once, kept for later updates
         self.updates += 1
         self.on_update(stats)

@@ -381,13 +381,15 @@ class Store:
                 "terms", config=FTS(with_position=False, memory_limit=FTS_MEMORY_MIB), replace=True
             )
 
-    def finish_writes(self) -> None:
+    def finish_writes(self, compact: bool = True) -> None:
         """Bring the full-text index up to date, compact small fragments, and delete table
         versions older than ``VERSION_GRACE_S`` (readers move to new versions within
         ``READ_CONSISTENCY_S``, so none still reads them)."""
         if self.chunks.count_rows() == 0:
             return
         self.ensure_lexical_index()
+        if not compact:  # small live updates: new rows are searched before they are indexed
+            return
         self.prune_cache()
         grace = timedelta(seconds=VERSION_GRACE_S)  # a reader still on an older version keeps its files
         for table in (self.chunks, self.files, self.vectors):

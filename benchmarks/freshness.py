@@ -1,0 +1,240 @@
+"""Freshness of a live index on a real tree of thousands of files, with the offline default model.
+
+Default tree: the Django 5.1.4 sdist (downloaded once into benchmarks/.work/, about 4,300
+files once translation catalogues ``*.po`` are ignored), copied and made a git repository.
+Measured in one run, in-process (as the language server would run it):
+
+- fresh index: seconds until the lexical pass is done (the tree is searchable by words) and
+  until every vector is computed;
+- no-change re-index: ``codesearch index`` as a subprocess (process start included) and in-process;
+- save-to-searchable: with a :class:`Watcher` running, append a new function to a random
+  Python file; time from the write until a long-lived :class:`Searcher` (hybrid mode) returns
+  it; p50/p95 over ``--edits`` edits;
+- branch switch: ``git checkout`` of a branch that changes 1,000 files, and back; seconds until
+  the watcher has absorbed it, with the chunks embedded.
+
+    python benchmarks/freshness.py [--edits 20] [--no-record]
+
+Prints a table and appends it to benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import append_results, machine_line
+from index_bench import WORK, fetch_sdist, percentile
+
+from codesearch import Indexer, Searcher
+from codesearch.embedding import load_embedder
+from codesearch.index import IndexStats, Progress
+from codesearch.index.watcher import Watcher
+
+SDIST = "Django==5.1.4"
+IGNORES = ("*.po",)
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=b", "-c", "user.email=b@example.com", *args], cwd=root, check=True, capture_output=True
+    )
+
+
+def prepare(tree: Path, work: Path) -> Path:
+    root = work / "tree"
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(tree, root, symlinks=True)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "base")
+    return root
+
+
+def make_branch(root: Path, files: int) -> int:
+    """A branch 'wide' that appends a function to ``files`` Python files; returns how many."""
+    git(root, "checkout", "-q", "-b", "wide")
+    paths = sorted(p for p in root.rglob("*.py") if ".git" not in p.parts)[:files]
+    for i, path in enumerate(paths):
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(f"\n\ndef branch_helper_{i}(value):\n    return value * {i + 2}\n")
+    git(root, "commit", "-qam", "wide")
+    git(root, "checkout", "-q", "main")
+    return len(paths)
+
+
+def wait_idle(watcher: Watcher, before: int, timeout: float = 1800) -> None:
+    deadline = time.monotonic() + timeout
+    while not (watcher.updates > before and watcher.idle):
+        if time.monotonic() > deadline:
+            raise SystemExit("the watcher did not settle")
+        time.sleep(0.01)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tree", type=Path, help=f"real tree (default: the {SDIST} sdist)")
+    parser.add_argument("--edits", type=int, default=20)
+    parser.add_argument("--branch-files", type=int, default=1000)
+    parser.add_argument("--edits-only", action="store_true", help="only save-to-searchable, on an earlier run's index")
+    parser.add_argument("--lexical-only", action="store_true", help="only time the fresh index's lexical pass")
+    parser.add_argument("--no-record", action="store_true")
+    args = parser.parse_args()
+    work = WORK / "freshness"
+    work.mkdir(parents=True, exist_ok=True)
+    if args.edits_only:  # on the tree and index of an earlier full run
+        root, index_dir, embedder = work / "tree", work / "index", load_embedder()
+        git(root, "checkout", "-q", "-f", "main")
+        with Watcher(root, index_dir, embedder=embedder, extra_ignores=IGNORES) as watcher:
+            figure = save_to_searchable(root, index_dir, embedder, watcher, args.edits)
+        print(figure)
+        if not args.no_record:
+            body = [machine_line(), "On the Django tree and index of the full run above.", "", "| figure | value |"]
+            body += ["| --- | --- |", f"| {figure[0]} | {figure[1]} |"]
+            append_results("Freshness: save-to-searchable", "python benchmarks/freshness.py --edits-only", body)
+        return
+    root = prepare(args.tree or fetch_sdist(SDIST), work)
+    index_dir = work / "index"
+    shutil.rmtree(index_dir, ignore_errors=True)
+    figures: list[tuple[str, str]] = []
+
+    # fresh index: lexical pass, then dense pass
+    started = time.perf_counter()
+    embedder = load_embedder()
+    lexical_at: list[float] = []
+    first_results: list[float] = []
+
+    def first_searchable(progress: Progress) -> None:  # a reader polls as the lexical pass commits
+        if first_results or progress.phase != "indexing" or not progress.chunks_done:
+            return
+        if Searcher(index_dir, embedder=embedder).search("request", mode="lexical", k=1):
+            first_results.append(time.perf_counter() - started)
+
+    stats = Indexer(
+        root,
+        index_dir,
+        embedder=embedder,
+        extra_ignores=IGNORES,
+        on_progress=first_searchable,
+        on_lexical_done=lambda s: lexical_at.append(time.perf_counter() - started),
+    ).run(**({"dense": False} if args.lexical_only else {}))
+    total = time.perf_counter() - started
+    figures += [
+        ("tree", f"{args.tree or SDIST} as a git repo, `*.po` ignored: {stats.files} files, {stats.chunks} chunks"),
+        ("fresh index: first lexical results (model load included)", f"{first_results[0]:.1f} s"),
+        ("fresh index: every file searchable by words (lexical pass done)", f"{lexical_at[0]:.1f} s"),
+    ]
+    if args.lexical_only:
+        print(figures, flush=True)
+        if not args.no_record:
+            table = ["| figure | value |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in figures]]
+            append_results(
+                "Freshness: a fresh index's first lexical results (Django sdist)",
+                "python benchmarks/freshness.py --lexical-only",
+                [machine_line(), "", *table],
+            )
+        return
+    figures.append(
+        ("fresh index: every vector computed", f"{total:.0f} s ({stats.chunks_embedded / total:.0f} chunks/s)")
+    )
+    print(figures, flush=True)
+
+    # no-change re-index
+    exe = Path(sys.executable).parent / "codesearch"
+    cli = [str(exe), "index", str(root), "--index-dir", str(index_dir), "--json", "--ignore", IGNORES[0]]
+    cli_started = time.perf_counter()
+    done = subprocess.run(cli, capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cli_seconds = time.perf_counter() - cli_started
+    assert json.loads(done.stdout)["chunks_embedded"] == 0
+    again = Indexer(root, index_dir, embedder=embedder, extra_ignores=IGNORES).run()
+    figures += [
+        ("no-change re-index, CLI (process start included)", f"{cli_seconds:.2f} s"),
+        ("no-change re-index, in-process", f"{again.seconds:.2f} s"),
+    ]
+
+    # save-to-searchable with a watcher and a long-lived reader
+    updates: list[IndexStats] = []
+    with Watcher(root, index_dir, embedder=embedder, on_update=updates.append, extra_ignores=IGNORES) as watcher:
+        figures.append(save_to_searchable(root, index_dir, embedder, watcher, args.edits))
+        print(figures[-1], flush=True)
+
+        # branch switch of 1,000 files, and back
+        changed = make_branch_while_watching(root, args.branch_files, watcher)
+        for branch in ("wide", "main"):
+            seen = len(updates)
+            before = watcher.updates
+            switched = time.perf_counter()
+            git(root, "checkout", "-q", branch)
+            wait_idle(watcher, before)
+            time.sleep(0.5)
+            while not watcher.idle:
+                time.sleep(0.01)
+            absorbed = time.perf_counter() - switched
+            batch = updates[seen:]
+            figures.append(
+                (
+                    f"branch switch to '{branch}' ({changed} files differ)",
+                    f"{absorbed:.1f} s: {sum(u.files_changed for u in batch)} files re-read, "
+                    f"{sum(u.chunks_embedded for u in batch)} chunks embedded, {len(batch)} update(s)",
+                )
+            )
+            print(figures[-1], flush=True)
+
+    table = ["| figure | value |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in figures]]
+    print("\n".join(table))
+    if not args.no_record:
+        append_results(
+            "Freshness of a live index (Django sdist)",
+            "python benchmarks/freshness.py",
+            [machine_line(), "Model: the offline default (all-MiniLM-L6-v2, bf16 autocast).", "", *table],
+        )
+
+
+def save_to_searchable(root: Path, index_dir: Path, embedder, watcher: Watcher, edits: int) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Append a new function to a random Python file; time until a long-lived reader's hybrid
+    search returns it."""
+    reader = Searcher(index_dir, embedder=embedder)
+    rng = random.Random(7)
+    candidates = sorted(p for p in root.rglob("*.py") if ".git" not in p.parts and "tests" not in p.parts)
+    latencies: list[float] = []
+    for i in range(edits):
+        path = rng.choice(candidates)
+        name = f"compute_invoice_total_{i}_{rng.randrange(10**6)}"
+        before = watcher.updates
+        written = time.perf_counter()
+        with path.open("a", encoding="utf-8") as fh:
+            fh.write(f"\n\ndef {name}(items, tax_rate):\n    return sum(items) * (1 + tax_rate)\n")
+        while not any(r.symbol == name for r in reader.search(f"{name} invoice total with tax", k=5)):
+            if time.perf_counter() - written > 60:
+                raise SystemExit(f"edit {i} never became searchable")
+            time.sleep(0.01)
+        latencies.append(time.perf_counter() - written)
+        wait_idle(watcher, before)
+    return (
+        f"save-to-searchable, one-function edit (p50 / p95 of {edits}, hybrid query)",
+        f"{statistics.median(latencies) * 1000:.0f} / {percentile(latencies, 0.95) * 1000:.0f} ms",
+    )
+
+
+def make_branch_while_watching(root: Path, files: int, watcher: Watcher) -> int:
+    """Build the branch, then let the watcher absorb the commits' file churn before timing."""
+    before = watcher.updates
+    changed = make_branch(root, files)
+    wait_idle(watcher, before)
+    while not watcher.idle:
+        time.sleep(0.01)
+    return changed
+
+
+if __name__ == "__main__":
+    main()
