@@ -163,6 +163,18 @@ def _quote(text: str) -> str:
     return shlex.quote(text)
 
 
+def _indexing_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The options ``index`` and ``watch`` share, as Indexer keyword arguments."""
+    return dict(
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        max_file_bytes=args.max_file_size,
+        extra_ignores=tuple(args.ignore),
+        rebuild=args.rebuild,
+    )
+
+
 # -- index -----------------------------------------------------------------------------------
 def cmd_index(args: argparse.Namespace, err: Console) -> int:
     from codesearch.index import Indexer
@@ -171,17 +183,7 @@ def cmd_index(args: argparse.Namespace, err: Console) -> int:
     index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(root)
     show = err.is_terminal and not args.json
     with _IndexProgress(err, enabled=show) as progress:
-        indexer = Indexer(
-            root,
-            index_dir,
-            model=args.model,
-            device=args.device,
-            dtype=args.dtype,
-            max_file_bytes=args.max_file_size,
-            extra_ignores=tuple(args.ignore),
-            rebuild=args.rebuild,
-            on_progress=progress.update,
-        )
+        indexer = Indexer(root, index_dir, on_progress=progress.update, **_indexing_kwargs(args))
         stats = indexer.run()
     if args.json:
         print(json.dumps(stats.as_dict()))
@@ -263,15 +265,10 @@ def cmd_watch(args: argparse.Namespace, err: Console) -> int:
     watcher = Watcher(
         root,
         index_dir,
-        model=args.model,
-        device=args.device,
-        dtype=args.dtype,
-        max_file_bytes=args.max_file_size,
-        extra_ignores=tuple(args.ignore),
-        rebuild=args.rebuild,
         on_update=report,
         polling=args.poll,
         debounce_s=args.debounce / 1000,
+        **_indexing_kwargs(args),
     )
     previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     try:

@@ -252,13 +252,7 @@ class Indexer:
                 progress.files_done += 1
                 continue
             embedder = self._embedder_for(store)
-            chunks = chunk_file(
-                source.rel,
-                loaded.text,
-                source.language,
-                self._chunk_tokens(embedder),
-                count_lines=self._line_counter(embedder),
-            )
+            chunks = self._chunk(embedder, source.rel, loaded.text, source.language)
             pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
             pending_chunks += len(chunks)
             stats.files_changed += 1
@@ -287,13 +281,7 @@ class Indexer:
             if loaded is None or loaded.content_hash != record.file_hash:
                 progress.files_done += 1
                 continue
-            chunks = chunk_file(
-                record.path,
-                loaded.text,
-                record.language,
-                self._chunk_tokens(embedder),
-                count_lines=self._line_counter(embedder),
-            )
+            chunks = self._chunk(embedder, record.path, loaded.text, record.language)
             pending.append((record, chunks))
             pending_chunks += len(chunks)
             if pending_chunks >= BATCH_CHUNKS:
@@ -381,8 +369,10 @@ class Indexer:
     def _line_counter(embedder: Embedder) -> Callable[[list[str]], list[int]]:
         return lambda lines: embedder.count_tokens(lines, special=False)
 
-    def _chunk_tokens(self, embedder: Embedder) -> int:
-        return min(embedder.spec.chunk_tokens, embedder.max_tokens)
+    def _chunk(self, embedder: Embedder, rel: str, text: str, language: str) -> list[Chunk]:
+        """Chunks sized for this embedder, lines counted with its own tokenizer."""
+        budget = min(embedder.spec.chunk_tokens, embedder.max_tokens)
+        return chunk_file(rel, text, language, budget, count_lines=self._line_counter(embedder))
 
     def _open_store(self) -> Store:
         if Store.outdated(self.index_dir):
