@@ -37,8 +37,9 @@ MAX_WAIT_S = 2.0  # a burst that never goes quiet is still indexed this often
 POLL_INTERVAL_S = 1.0
 COMPACT_EVERY_S = 60.0  # compaction (LanceDB optimize) after an update at most this often
 MAX_PATHS = 256  # a bigger burst is planned by walking the tree
-# a change to one of these changes what else is indexed: walk the tree
-_WIDE_NAMES = frozenset({".gitignore", ".codesearchignore", "exclude", "HEAD"})
+# a change to one of these changes what else is indexed (ignore rules, a checkout): walk the tree
+_WIDE_NAMES = frozenset({".gitignore", ".codesearchignore"})
+_WIDE_PATHS = frozenset({".git/HEAD", ".git/info/exclude"})
 # events under these folders never change what is indexed
 _IGNORED_PARTS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache"})
 
@@ -63,7 +64,7 @@ class _Events(FileSystemEventHandler):
             if not path or not self._relevant(path):
                 continue
             rel = self._rel(path)
-            wide = event.is_directory or rel is None or rel.rsplit("/", 1)[-1] in _WIDE_NAMES
+            wide = event.is_directory or rel is None or rel in _WIDE_PATHS or rel.rsplit("/", 1)[-1] in _WIDE_NAMES
             self.signal(None if wide else rel)
 
     def _rel(self, path: str) -> str | None:
@@ -80,8 +81,8 @@ class _Events(FileSystemEventHandler):
             parts = resolved.relative_to(self.root).parts
         except ValueError:
             return True  # outside the root (a symlinked folder): let the walk decide
-        if parts[:1] == (".git",) and len(parts) == 2 and parts[1] == "HEAD":
-            return True  # a checkout: its file events follow, this just starts the burst early
+        if "/".join(parts) in _WIDE_PATHS:
+            return True  # a checkout (its file events follow) or the repository's own ignore rules
         return not _IGNORED_PARTS.intersection(parts)
 
 
