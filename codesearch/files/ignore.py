@@ -10,6 +10,7 @@ deepest file that has an opinion wins, and inside one file the last matching pat
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,6 +114,18 @@ class _Layer:
 
     base: str  # posix path of the directory relative to the root, "" for the root
     spec: pathspec.GitIgnoreSpec
+    # without negations a path is ignored iff any pattern matches: one regex does it (a walk
+    # checks every path against every layer, so this is the walk's hot loop)
+    any_match: re.Pattern[str] | None = None
+
+    @classmethod
+    def of(cls, base: str, lines: Iterable[str]) -> _Layer:
+        spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        patterns = [p for p in spec.patterns if p.include is not None and p.regex is not None]
+        if not patterns or not all(p.include for p in patterns):
+            return cls(base, spec)
+        combined = "|".join(f"(?:{p.regex.pattern.replace('(?P<ps_d>', '(?:')})" for p in patterns)  # type: ignore[union-attr]
+        return cls(base, spec, re.compile(combined))
 
     def decide(self, rel: str, is_dir: bool) -> bool | None:
         """True: ignored, False: re-included by a negation, None: no opinion."""
@@ -121,6 +134,8 @@ class _Layer:
                 return None
             rel = rel[len(self.base) + 1 :]
         candidate = rel + "/" if is_dir else rel
+        if self.any_match is not None:
+            return True if self.any_match.search(candidate) else None
         result = self.spec.check_file(candidate)
         return result.include
 
@@ -137,13 +152,13 @@ class IgnoreRules:
         the root's own ignore files (later layers take precedence)."""
         layers: list[_Layer] = []
         if use_defaults:
-            layers.append(_Layer("", pathspec.GitIgnoreSpec.from_lines(DEFAULT_EXCLUDES)))
+            layers.append(_Layer.of("", DEFAULT_EXCLUDES))
         exclude = _read_lines(root / ".git" / "info" / "exclude")
         if exclude:
-            layers.append(_Layer("", pathspec.GitIgnoreSpec.from_lines(exclude)))
+            layers.append(_Layer.of("", exclude))
         extra = [p for p in extra_patterns if p.strip()]
         if extra:
-            layers.append(_Layer("", pathspec.GitIgnoreSpec.from_lines(extra)))
+            layers.append(_Layer.of("", extra))
         rules = cls(tuple(layers))
         return rules.child(root, "")
 
@@ -154,7 +169,7 @@ class IgnoreRules:
             lines.extend(_read_lines(directory / name))
         if not lines:
             return self
-        return IgnoreRules((*self._layers, _Layer(rel_dir, pathspec.GitIgnoreSpec.from_lines(lines))))
+        return IgnoreRules((*self._layers, _Layer.of(rel_dir, lines)))
 
     def is_ignored(self, rel: str, is_dir: bool) -> bool:
         """Whether the posix path ``rel`` (relative to the root) is excluded."""
