@@ -148,7 +148,7 @@ def _walk_dir(
             stats.skip("symlink_outside", rel)
             continue
         if is_dir:
-            if entry.path in excluded or os.path.realpath(entry.path) in excluded:
+            if entry.path in excluded or (is_link and os.path.realpath(entry.path) in excluded):
                 continue
             key = (st.st_dev, st.st_ino)
             if key in seen_dirs:

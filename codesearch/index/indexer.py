@@ -139,6 +139,7 @@ class Indexer:
         self.skips_dense = SkipStats()  # files that changed or vanished between the passes
         self._lexical_paths: set[str] = set()
         self._lexical_ready = False
+        self._wrote = False  # whether this run changed the tables (then they are compacted)
 
     # -- entry point --------------------------------------------------------------------------
     @property
@@ -166,12 +167,14 @@ class Indexer:
         )
         if plan.deleted:
             store.delete_files(plan.deleted)
+            self._wrote = True
         progress = Progress(files_total=len(plan.changed))
         self._lexical_pass(store, plan, stats, progress)
         store.ensure_lexical_index()
         self.on_lexical_done(stats)
-        dense_files = self._dense_pass(store, stats, progress) if dense else 0
-        if plan.changed or plan.deleted or dense_files:
+        if dense:
+            self._dense_pass(store, stats, progress)
+        if self._wrote:  # files that are skipped again (binary, too large) wrote nothing
             store.finish_writes(compact=self.compact)
         stats.files = store.count_files()
         stats.chunks = store.count_chunks()
@@ -242,6 +245,7 @@ class Indexer:
             if loaded is None:
                 if source.rel in catalog:
                     store.delete_files([source.rel])  # it became binary, huge or unreadable
+                    self._wrote = True
                 progress.files_done += 1
                 continue
             old = catalog.get(source.rel)
@@ -263,6 +267,7 @@ class Indexer:
             self._flush(store, self._embedder_for(store), pending, stats, progress, embed=False)
         if touched:
             store.touch_files(touched)
+            self._wrote = True
             self.on_progress(progress)
 
     def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress) -> int:
@@ -345,6 +350,7 @@ class Indexer:
             dense = all(row["embedded"] for row in rows[first:])
             records.append(FileRecord(**{**record.__dict__, "chunks": len(chunks), "dense": dense}))
         store.replace_files(records, rows)
+        self._wrote = True
         if not embed and not self._lexical_ready:  # the first commit: words find it from now on
             store.ensure_lexical_index()
             self._lexical_ready = True
