@@ -134,12 +134,13 @@ def resolve_model(name: str | None) -> ModelSpec:
     )
 
 
-def _preset_spec(key: str, reason: str) -> ModelSpec:
+def _preset_spec(key: str, reason: str, local: tuple[Path, str] | None = None) -> ModelSpec:
+    """``local``: the preset's weights when the caller already found them (else looked up here)."""
     fields: dict[str, Any] = dict(PRESETS[key])
     if key == DEFAULT_MODEL:
         folder = Path(_minilm_folder())
         return ModelSpec(name=key, source=str(folder), revision=folder_revision(folder), reason=reason, **fields)
-    local = find_local_weights(key)
+    local = local or find_local_weights(key)
     if local is not None:
         folder, where = local
         fields["source"] = str(folder)
@@ -151,7 +152,7 @@ def _resolve_auto() -> ModelSpec:
     for key in AUTO_ORDER:
         local = find_local_weights(key)
         if local is not None:
-            return _preset_spec(key, reason="auto: ModernBERT weights found on this machine")
+            return _preset_spec(key, reason="auto: ModernBERT weights found on this machine", local=local)
     looked = "the Hugging Face cache" + (f" and {os.environ[MODELS_ENV]}" if os.environ.get(MODELS_ENV) else "")
     return _preset_spec(
         DEFAULT_MODEL,

@@ -356,9 +356,8 @@ class Indexer:
             self._lexical_ready = True
         if embed:  # reuse was counted in this run's lexical pass, except for files a killed run left
             resumed = {r.path for r, _ in pending} - self._lexical_paths
-            reused = sum(1 for row in rows if row["path"] in resumed and row["vkey"] in vectors) - len(
-                [i for i in missing if rows[i]["path"] in resumed]
-            )
+            fresh_rows = set(missing)
+            reused = sum(1 for i, row in enumerate(rows) if row["path"] in resumed and i not in fresh_rows)
         else:
             self._lexical_paths.update(r.path for r, _ in pending)
         computed_now = len(missing) if embed else 0
