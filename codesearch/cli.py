@@ -328,14 +328,32 @@ def cmd_status(args: argparse.Namespace, err: Console) -> int:
     out = Console(highlight=False, soft_wrap=True)
     size = status["size_bytes"] / (1024 * 1024)
     dense = status["chunks_embedded"] / status["chunks"] if status["chunks"] else 1.0
+    running = status["running"]
+    if running:
+        out.print(f"running  {_describe_run(running)}")
     out.print(
         f"root     {status['root']}\nindex    {status['index_dir']}\nfiles    {status['files']}\n"
-        f"chunks   {status['chunks']} (lexical: all; dense: {status['chunks_embedded']}, {dense:.0%})\n"
+        f"chunks   {status['chunks']} (lexical: all{' so far' if running else ''}; "
+        f"dense: {status['chunks_embedded']}, {dense:.0%})\n"
         f"model    {status['model']} ({status['model_id']}, "
         f"{status['dimension']}-d)\n         {status['model_reason'] or 'chosen by an older codesearch'}\n"
         f"cache    {status['cached_vectors']} vectors\nsize     {size:.1f} MiB\nupdated  {status['updated']}"
     )
     return 0
+
+
+def _describe_run(running: dict[str, Any]) -> str:
+    """One line on the run writing the index now (from its progress file)."""
+    done, total = running.get("files_done", 0), running.get("files_total", 0)
+    if running.get("phase") == "embedding":
+        return (
+            f"dense pass (pid {running.get('pid')}): {done:,} of {total:,} files, "
+            f"{running.get('chunks_embedded', 0):,} chunks embedded"
+        )
+    return (
+        f"lexical pass (pid {running.get('pid')}): {done:,} of {total:,} changed files, "
+        f"{running.get('chunks_done', 0):,} chunks written"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,7 +15,7 @@ from typing import Any
 
 from codesearch.embedding import Embedder, load_embedder, resolve_model
 from codesearch.errors import ModelMismatchError, UsageError
-from codesearch.store import Hit, Store, fuse, glob_filter, sql_in
+from codesearch.store import Hit, fuse, glob_filter, sql_in
 
 MODES = ("hybrid", "dense", "lexical")
 SNIPPET_LINES = 6
@@ -57,6 +57,8 @@ class Searcher:
         device: str | None = None,
         dtype: str | None = None,
     ) -> None:
+        from codesearch.store import Store  # lancedb: imported when an index is opened
+
         self.store = Store.open(index_dir)
         self.index_dir = index_dir
         stored = str(self.store.meta.get("model_name") or self.store.meta.get("model_id"))
@@ -131,7 +133,11 @@ class Searcher:
 
 
 def index_status(index_dir: Path) -> dict[str, Any]:
-    """What an index holds: root, files, chunks, model, size on disk, last update."""
+    """What an index holds: root, files, chunks, model, size on disk, last update, and the
+    progress of the run writing it now (``running``; ``None`` when none is)."""
+    from codesearch.index.runs import read_progress
+    from codesearch.store import Store
+
     store = Store.open(index_dir)
     meta = store.meta
     updated = float(meta.get("updated", 0))
@@ -149,4 +155,5 @@ def index_status(index_dir: Path) -> dict[str, Any]:
         size_bytes=store.size_bytes(),
         updated=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(updated)) if updated else None,
         last_run=meta.get("last_run"),
+        running=read_progress(index_dir),
     )

@@ -193,7 +193,11 @@ def test_an_index_from_an_older_codesearch_is_rebuilt(sample_tree: Path, embedde
         Searcher(default_index_dir(sample_tree), embedder=embedder)
     stats = index(sample_tree, embedder)
     assert stats.files == 13 and stats.files_changed == 13
+    assert stats.chunks_embedded == 0 and stats.chunks_reused == stats.chunks  # the vector cache survives
     assert Searcher(default_index_dir(sample_tree), embedder=embedder).search("parse header links", k=1)
+    # --rebuild (for instance to change model) starts from nothing, cache included
+    again = index(sample_tree, embedder, rebuild=True)
+    assert again.chunks_embedded == again.chunks
 
 
 def test_words_find_a_fresh_tree_before_any_vector_is_computed(

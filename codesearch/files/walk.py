@@ -58,8 +58,10 @@ class SkipStats:
 
     counts: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
+    last: str = ""  # the reason of the latest skip
 
     def skip(self, reason: str, rel: str, detail: str = "") -> None:
+        self.last = reason
         self.counts[reason] += 1
         if reason not in self.examples:
             self.examples[reason] = rel

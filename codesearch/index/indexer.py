@@ -2,7 +2,8 @@
 
 The vocabulary, written down once:
 
-- **file record**: path, size, mtime_ns, content hash, chunk count: the catalog of what is indexed.
+- **file record**: path, size, mtime_ns, content hash, chunk ids (``chunk_id``: path, lines and
+  vector key), whether all its vectors are in: the catalog of what is indexed.
 - **vector key**: hash of (model id, revision, pooling, exact text embedded). Equal keys mean
   an equal vector, so a cached vector is reused instead of computed. The embedded text holds
   no file path: a renamed file, a branch switched back, or an unchanged tree embeds nothing.
@@ -13,68 +14,49 @@ The vocabulary, written down once:
 - **two passes**: the *lexical* pass chunks every changed file and commits its rows at once,
   with the cached vectors where there are some and ``embedded = false`` elsewhere, so a fresh
   tree is searchable by words within seconds. The *dense* pass then embeds the files whose
-  catalog record says ``dense = false``, most recently modified first, and rewrites their rows
-  with vectors. Dense search only sees embedded rows; a killed run resumes the dense pass.
+  catalog record says ``dense = false`` (open files, work in progress and recent commits first:
+  ``priority.dense_order``) and rewrites their rows with vectors. Dense search only sees
+  embedded rows; a killed run resumes the dense pass.
+- **stat snapshot** (``store.layout``): the stats a complete run saw. A re-index whose walk
+  finds the same stats stops there, without opening the tables.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
+import json
 import logging
-import shutil
 import time
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from codesearch.chunking import Chunk, chunk_file
 from codesearch.embedding import Embedder, load_embedder, resolve_model
-from codesearch.errors import CodesearchError, ModelMismatchError, UsageError
+from codesearch.errors import ModelMismatchError, UsageError
 from codesearch.files import DEFAULT_MAX_FILE_BYTES, SkipStats, SourceFile, check_path, load, walk
-from codesearch.store import FileRecord, Store, lexical_terms
+from codesearch.index.priority import dense_order
+from codesearch.index.runs import LOCK_FILE, IndexStats, Progress, ProgressFile, writer_lock
+from codesearch.store import (
+    FORMAT_VERSION,
+    FileRecord,
+    Snapshot,
+    chunk_id,
+    lexical_terms,
+    read_meta,
+    read_snapshot,
+    write_snapshot,
+)
+
+if TYPE_CHECKING:
+    from codesearch.store import Store
 
 log = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 256
-LOCK_FILE = "writer.lock"
-
-
-@dataclass
-class IndexStats:
-    """What one ``index`` run did (the ``--json`` object of the CLI)."""
-
-    files: int = 0
-    chunks: int = 0
-    chunks_embedded: int = 0
-    chunks_reused: int = 0
-    files_skipped: int = 0
-    files_changed: int = 0
-    files_deleted: int = 0
-    files_unchanged: int = 0
-    seconds: float = 0.0
-    model: str = ""
-    model_reason: str = ""  # why this index uses its model (``auto`` says what it found)
-    truncated: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    index_dir: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class Progress:
-    files_total: int
-    phase: str = "indexing"  # then "embedding" (the dense pass)
-    files_done: int = 0
-    chunks_done: int = 0
-    chunks_embedded: int = 0
-    chunks_reused: int = 0
 
 
 @dataclass
@@ -83,23 +65,6 @@ class Plan:
     unchanged: list[SourceFile]
     deleted: list[str]
     catalog: dict[str, FileRecord]  # what was indexed when the plan was made
-
-
-@contextmanager
-def writer_lock(index_dir: Path) -> Iterator[None]:
-    """One writer per index: a second ``index`` on the same folder fails with a clear message."""
-    index_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(index_dir / LOCK_FILE, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise CodesearchError(
-                f"another codesearch process is writing the index at {index_dir}; wait for it to finish"
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class Indexer:
@@ -132,6 +97,7 @@ class Indexer:
         self.max_file_bytes = max_file_bytes
         self.extra_ignores = extra_ignores
         self.rebuild = rebuild
+        self._rebuild_asked = rebuild  # ``--rebuild`` (maybe for a new model) drops the vector cache too
         self.on_progress = on_progress or (lambda progress: None)
         self.on_lexical_done = on_lexical_done or (lambda stats: None)
         self.compact = compact  # compact tables and indexes after writing (a watcher does it now and then)
@@ -140,6 +106,13 @@ class Indexer:
         self._lexical_paths: set[str] = set()
         self._lexical_ready = False
         self._wrote = False  # whether this run changed the tables (then they are compacted)
+        self._load_skipped: dict[str, list[Any]] = {}  # walked files left out: [size, mtime_ns, reason]
+        self._progress_file = ProgressFile(index_dir)
+        self.opened: dict[str, float] = {}  # files open in an editor → when (their vectors come first)
+
+    def note_opened(self, rel: str) -> None:
+        """An editor opened ``rel`` (posix, relative to the root): embed it before the rest."""
+        self.opened[rel] = time.time()
 
     # -- entry point --------------------------------------------------------------------------
     @property
@@ -152,12 +125,23 @@ class Indexer:
         ``dense=False`` stops after the lexical pass (a later run computes the vectors).
         ``paths``: only these posix paths changed (a watcher's events); else the tree is walked."""
         with contextlib.nullcontext() if locked else writer_lock(self.index_dir):
-            return self._run(dense, paths)
+            try:
+                return self._run(dense, paths)
+            finally:
+                self._progress_file.clear()
 
     def _run(self, dense: bool, paths: Collection[str] | None) -> IndexStats:
         started = time.perf_counter()
+        self._load_skipped = {}
+        walked: list[SourceFile] | None = None
+        if paths is None:
+            walked = self._walk()
+            unchanged = self._unchanged(walked, dense)
+            if unchanged is not None:
+                unchanged.seconds = round(time.perf_counter() - started, 3)
+                return unchanged
         store = self._open_store()
-        plan = self.plan(store) if paths is None else self.plan_paths(store, paths)
+        plan = self.plan(store, walked) if paths is None else self.plan_paths(store, paths)
         stats = IndexStats(
             model=str(store.meta.get("model_name")),
             model_reason=str(store.meta.get("model_reason", "")),
@@ -183,21 +167,71 @@ class Indexer:
         stats.truncated = self._embedder.truncated if self._embedder is not None else 0
         stats.seconds = round(time.perf_counter() - started, 3)
         store.write_meta(updated=time.time(), files=stats.files, chunks=stats.chunks, last_run=stats.as_dict())
+        if paths is None and dense and not self.skips_dense.total:
+            self._write_snapshot(store)
         return stats
 
+    # -- the no-change fast path --------------------------------------------------------------
+    def _options(self) -> str:
+        """What decides which files are indexed, besides the tree itself."""
+        return json.dumps([str(self.root), self.max_file_bytes, sorted(self.extra_ignores)])
+
+    def _unchanged(self, walked: list[SourceFile], dense: bool) -> IndexStats | None:
+        """The stats of a run with nothing to do, when the walk found exactly the stats of
+        the last complete run (its snapshot); else ``None`` (plan and do as usual)."""
+        if self.rebuild or not dense:
+            return None
+        snapshot = read_snapshot(self.index_dir)
+        if snapshot is None or snapshot.options != self._options():
+            return None
+        try:
+            meta = read_meta(self.index_dir)
+        except (OSError, ValueError):
+            return None
+        if meta.get("format") != FORMAT_VERSION or self.model not in (None, meta.get("model_name")):
+            return None
+        if snapshot.stats() != {source.rel: (source.size, source.mtime_ns) for source in walked}:
+            return None
+        for rel, (_size, _mtime, reason) in snapshot.skipped.items():
+            self.skips.skip(str(reason), rel)
+        return IndexStats(
+            files=int(meta.get("files", len(snapshot.files))),
+            chunks=int(meta.get("chunks", 0)),
+            files_unchanged=len(snapshot.files),
+            files_skipped=self.skips.total,
+            skipped=self.skips.as_dict(),
+            model=str(meta.get("model_name")),
+            model_reason=str(meta.get("model_reason", "")),
+            index_dir=str(self.index_dir),
+        )
+
+    def _write_snapshot(self, store: Store) -> None:
+        """Record the stats of a complete run (every file indexed has all its vectors)."""
+        catalog = store.file_catalog()
+        if not all(record.dense for record in catalog.values()):
+            return
+        files = {path: [record.size, record.mtime_ns] for path, record in catalog.items()}
+        write_snapshot(self.index_dir, Snapshot(str(self.root), self._options(), files, self._load_skipped))
+
     # -- planning -----------------------------------------------------------------------------
-    def plan(self, store: Store) -> Plan:
+    def _walk(self) -> list[SourceFile]:
+        return list(
+            walk(
+                self.root,
+                stats=self.skips,
+                max_file_bytes=self.max_file_bytes,
+                extra_ignores=self.extra_ignores,
+                exclude_dirs=(self.index_dir,),
+            )
+        )
+
+    def plan(self, store: Store, walked: list[SourceFile] | None = None) -> Plan:
+        """Compare the walked tree (walked now unless given) with the catalog."""
         catalog = store.file_catalog()
         changed: list[SourceFile] = []
         unchanged: list[SourceFile] = []
         seen: set[str] = set()
-        for source in walk(
-            self.root,
-            stats=self.skips,
-            max_file_bytes=self.max_file_bytes,
-            extra_ignores=self.extra_ignores,
-            exclude_dirs=(self.index_dir,),
-        ):
+        for source in self._walk() if walked is None else walked:
             seen.add(source.rel)
             record = catalog.get(source.rel)
             if record and record.size == source.size and record.mtime_ns == source.mtime_ns:
@@ -235,7 +269,7 @@ class Indexer:
     # -- doing --------------------------------------------------------------------------------
     def _lexical_pass(self, store: Store, plan: Plan, stats: IndexStats, progress: Progress) -> None:
         """Chunk and write the changed files, with cached vectors only (nothing is embedded)."""
-        self.on_progress(progress)
+        self._report(progress)
         catalog = plan.catalog
         pending: list[tuple[FileRecord, list[Chunk]]] = []
         pending_chunks = 0
@@ -243,6 +277,7 @@ class Indexer:
         for source in plan.changed:
             loaded = load(source, self.skips, self.max_file_bytes)
             if loaded is None:
+                self._load_skipped[source.rel] = [source.size, source.mtime_ns, self.skips.last]
                 if source.rel in catalog:
                     store.delete_files([source.rel])  # it became binary, huge or unreadable
                     self._wrote = True
@@ -251,7 +286,11 @@ class Indexer:
             old = catalog.get(source.rel)
             record = FileRecord(source.rel, loaded.size, loaded.mtime_ns, loaded.content_hash, source.language, 0)
             if old is not None and old.file_hash == loaded.content_hash:
-                touched.append(FileRecord(**{**record.__dict__, "chunks": old.chunks, "dense": old.dense}))
+                touched.append(
+                    FileRecord(
+                        **{**record.__dict__, "chunks": old.chunks, "dense": old.dense, "chunk_ids": old.chunk_ids}
+                    )
+                )
                 stats.files_unchanged += 1
                 progress.files_done += 1
                 continue
@@ -268,17 +307,18 @@ class Indexer:
         if touched:
             store.touch_files(touched)
             self._wrote = True
-            self.on_progress(progress)
+            self._report(progress)
 
     def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress) -> int:
-        """Embed the files whose rows lack vectors, most recently modified first. A file that
-        changed since its lexical pass is left to the next run (its stat no longer matches)."""
-        todo = sorted((r for r in store.file_catalog().values() if not r.dense), key=lambda r: -r.mtime_ns)
+        """Embed the files whose rows lack vectors, in ``dense_order``. A file that changed
+        since its lexical pass is left to the next run (its stat no longer matches)."""
+        todo = [r for r in store.file_catalog().values() if not r.dense]
         if not todo:
             return 0
+        todo = dense_order(todo, self.root, self.opened)
         embedder = self._embedder_for(store)
         progress.phase, progress.files_total, progress.files_done = "embedding", len(todo), 0
-        self.on_progress(progress)
+        self._report(progress)
         pending: list[tuple[FileRecord, list[Chunk]]] = []
         pending_chunks = 0
         for record in todo:
@@ -332,6 +372,7 @@ class Indexer:
             for chunk in chunks:
                 rows.append(
                     dict(
+                        id=chunk_id(record.path, chunk.start_line, chunk.end_line, keys[position]),
                         vkey=keys[position],
                         path=record.path,
                         start_line=chunk.start_line,
@@ -348,7 +389,8 @@ class Indexer:
                 )
                 position += 1
             dense = all(row["embedded"] for row in rows[first:])
-            records.append(FileRecord(**{**record.__dict__, "chunks": len(chunks), "dense": dense}))
+            ids = tuple(row["id"] for row in rows[first:])
+            records.append(FileRecord(**{**record.__dict__, "chunks": len(chunks), "dense": dense, "chunk_ids": ids}))
         store.replace_files(records, rows)
         self._wrote = True
         if not embed and not self._lexical_ready:  # the first commit: words find it from now on
@@ -367,6 +409,10 @@ class Indexer:
         progress.chunks_done += 0 if embed else len(rows)
         progress.chunks_embedded += computed_now
         progress.chunks_reused += reused
+        self._report(progress)
+
+    def _report(self, progress: Progress) -> None:
+        self._progress_file.update(progress)  # first: a caller that reads it sees this step
         self.on_progress(progress)
 
     # -- model and store ------------------------------------------------------------------------
@@ -380,14 +426,17 @@ class Indexer:
         return chunk_file(rel, text, language, budget, count_lines=self._line_counter(embedder))
 
     def _open_store(self) -> Store:
-        if Store.outdated(self.index_dir):
+        from codesearch.store import Store  # lancedb: a no-change run never gets here
+
+        upgrade = Store.outdated(self.index_dir)
+        if upgrade:  # same model, new layout: rebuilt from the files, computed vectors kept
             log.warning("the index at %s was written by an older codesearch; rebuilding it", self.index_dir)
+            with contextlib.suppress(OSError, ValueError):
+                self.model = self.model or read_meta(self.index_dir).get("model_name")
             self.rebuild = True
         if Store.exists(self.index_dir) and self.rebuild:
             log.info("rebuilding the index at %s", self.index_dir)
-            for child in self.index_dir.iterdir():
-                if child.name != LOCK_FILE:
-                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            Store.clear(self.index_dir, keep=(LOCK_FILE,), keep_cache=upgrade and not self._rebuild_asked)
         if Store.exists(self.index_dir):
             store = Store.open(self.index_dir)
             if self.model is not None and resolve_model(self.model).model_id != store.meta.get("model_id"):

@@ -125,6 +125,11 @@ class Watcher:
         self._thread: threading.Thread | None = None
         self._lock: Any = None
         self.error: BaseException | None = None
+        self.opened: dict[str, float] = {}  # files open in an editor → when: the dense pass does them first
+
+    def note_opened(self, rel: str) -> None:
+        """An editor opened ``rel`` (posix, relative to the root): later updates embed it first."""
+        self.opened[rel] = time.time()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> IndexStats:
@@ -259,6 +264,7 @@ class Watcher:
             **self.indexer_options,
         )
         self.rebuild = False
+        indexer.opened = self.opened
         try:
             stats = indexer.run(locked=True, paths=paths)
         except BaseException:

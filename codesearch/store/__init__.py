@@ -1,13 +1,22 @@
 """Store: the only package that imports lancedb.
 
-Public: :class:`Store`, :class:`FileRecord`, :class:`Hit`, :func:`fuse`, :func:`glob_filter`,
-:func:`sql_in`, :func:`sql_str`, :func:`lexical_terms`, :func:`split_identifier`.
+Public: from ``store.layout`` (plain files, no lancedb): :data:`FORMAT_VERSION`,
+:class:`Snapshot`, :func:`read_meta`, :func:`read_snapshot`, :func:`write_snapshot`,
+:func:`clear_snapshot`; :class:`Store` (``store.lance``, imported on first use: lancedb takes a second to
+import, and a no-change re-index never needs it), and from ``store.rows``: :class:`FileRecord`,
+:class:`Hit`, :func:`chunk_id`, :func:`fuse`, :func:`glob_filter`, :func:`sql_in`, :func:`sql_str`,
+:func:`lexical_terms`, :func:`split_identifier`.
 """
 
-from codesearch.store.lance import (
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from codesearch.store.layout import FORMAT_VERSION, Snapshot, clear_snapshot, read_meta, read_snapshot, write_snapshot
+from codesearch.store.rows import (
     FileRecord,
     Hit,
-    Store,
+    chunk_id,
     fuse,
     glob_filter,
     lexical_terms,
@@ -16,14 +25,33 @@ from codesearch.store.lance import (
     sql_str,
 )
 
+if TYPE_CHECKING:
+    from codesearch.store.lance import Store
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Store":
+        from codesearch.store.lance import Store
+
+        return Store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
+    "FORMAT_VERSION",
     "FileRecord",
     "Hit",
+    "Snapshot",
     "Store",
+    "chunk_id",
+    "clear_snapshot",
     "fuse",
     "glob_filter",
     "lexical_terms",
+    "read_meta",
+    "read_snapshot",
     "split_identifier",
     "sql_in",
     "sql_str",
+    "write_snapshot",
 ]

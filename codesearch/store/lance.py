@@ -5,19 +5,17 @@ Owns the on-disk layout of an index folder (``meta.json``, tables ``chunks``, ``
 ``vectors``: the embedding cache, vectors by key, kept when chunks go so a file renamed or a
 branch switched back finds its vectors again; it is pruned oldest-unused-first when it grows
 past ``2 x chunks + CACHE_SLACK``),
-the schema, safe filter strings (every literal is quoted; paths may contain ``'`` or ``%``),
-the native full-text index over identifier-split terms, and the three query kinds: dense
-(cosine over normalised vectors), lexical (BM25) and their reciprocal-rank fusion.
+the schema, the native full-text index over identifier-split terms (``rows.lexical_terms``),
+and the two query kinds: dense (cosine over normalised vectors) and lexical (BM25); their
+fusion is ``rows.fuse``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
+import shutil
 import time
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -30,72 +28,24 @@ import lancedb
 import numpy as np
 import pyarrow as pa
 from lancedb.index import FTS
-from pathspec.patterns.gitwildmatch import GitWildMatchPattern
 
-from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError, UsageError
+from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
+from codesearch.store.layout import FORMAT_VERSION, META, clear_snapshot, read_meta, write_json
+from codesearch.store.rows import FileRecord, Hit, lexical_terms, sql_in
 
-FORMAT_VERSION = 3  # 2: vector keys and the ``vectors`` cache; 3: ``embedded`` rows, ``dense`` files
 CHUNKS = "chunks"
 FILES = "files"
 VECTORS = "vectors"
 CACHE_SLACK = 20_000  # cached vectors kept beyond twice the live chunks
-META = "meta.json"
-RRF_K = 60
 READ_CONSISTENCY_S = 0.5
 VERSION_GRACE_S = 600  # old table versions are deleted by compaction only after this long
 FTS_MEMORY_MIB = 512  # build memory of the full-text index (LanceDB defaults to far more)
-
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
-
-
-def split_identifier(word: str) -> list[str]:
-    """``parseHeaderLinks`` / ``parse_header_links`` / ``HTTPServer`` → their lower-case words."""
-    parts: list[str] = []
-    for piece in word.split("_"):
-        parts.extend(m.group(0).lower() for m in _CAMEL.finditer(piece))
-    return parts
-
-
-def lexical_terms(text: str) -> str:
-    """Text for the full-text index: the text itself plus the words of every compound
-    identifier, so ``parse header links`` finds ``parseHeaderLinks``."""
-    extra: list[str] = []
-    seen: set[str] = set()
-    for match in _IDENT.finditer(text):
-        word = match.group(0)
-        if word in seen:
-            continue
-        seen.add(word)
-        parts = split_identifier(word)
-        if len(parts) > 1:
-            extra.extend(parts)
-    return text + "\n" + " ".join(extra) if extra else text
-
-
-def sql_str(value: str) -> str:
-    """A SQL string literal: single quotes doubled; nothing else is special in it."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def sql_in(column: str, values: Iterable[str]) -> str:
-    return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
-
-
-def glob_filter(glob: str) -> str:
-    """A path glob (gitignore syntax: ``*.py``, ``src/**/*.ts``, ``tests/``) as a SQL filter."""
-    try:
-        regex, include = GitWildMatchPattern.pattern_to_regex(glob.strip())
-    except ValueError as exc:
-        raise UsageError(f"invalid path glob {glob!r}: {exc}") from exc
-    if regex is None or not include:
-        raise UsageError(f"invalid path glob {glob!r}")
-    return f"regexp_like(path, {sql_str(regex)})"
 
 
 def chunk_schema(dimension: int) -> pa.Schema:
     return pa.schema(
         [
+            pa.field("id", pa.string()),  # chunk id: hash(path, lines, vector key); the catalog lists them
             pa.field("vkey", pa.string()),  # vector key: hash(model setup, exact text embedded)
             pa.field("path", pa.string()),
             pa.field("start_line", pa.int32()),
@@ -131,33 +81,9 @@ FILE_SCHEMA = pa.schema(
         pa.field("language", pa.string()),
         pa.field("chunks", pa.int32()),
         pa.field("dense", pa.bool_()),  # every chunk of the file has its vector
+        pa.field("chunk_ids", pa.list_(pa.string())),  # ids of its chunk rows, in file order
     ]
 )
-
-
-@dataclass(frozen=True)
-class FileRecord:
-    path: str
-    size: int
-    mtime_ns: int
-    file_hash: str
-    language: str
-    chunks: int
-    dense: bool = True
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One search result row (``score`` is in [0, 1] for every mode; higher is better)."""
-
-    path: str
-    start_line: int
-    end_line: int
-    symbol: str
-    kind: str
-    language: str
-    text: str
-    score: float
 
 
 _HIT_COLUMNS = ["path", "start_line", "end_line", "symbol", "kind", "language", "text"]
@@ -179,6 +105,9 @@ class Store:
             else self._db.create_table(CHUNKS, schema=chunk_schema(self.dimension))
         )
         self.files = self._db.open_table(FILES) if FILES in names else self._db.create_table(FILES, schema=FILE_SCHEMA)
+        if VECTORS in names and self._db.open_table(VECTORS).schema != vector_schema(self.dimension):
+            self._db.drop_table(VECTORS)  # a cache kept from an index of another shape
+            names.discard(VECTORS)
         self.vectors = (
             self._db.open_table(VECTORS)
             if VECTORS in names
@@ -191,10 +120,19 @@ class Store:
         return (directory / META).is_file()
 
     @staticmethod
+    def clear(directory: Path, keep: Collection[str] = (), keep_cache: bool = False) -> None:
+        """Empty an index folder for a rebuild, except the files named in ``keep`` and, with
+        ``keep_cache``, the embedding cache (its keys name the model, so it stays valid)."""
+        kept = {*keep, f"{VECTORS}.lance"} if keep_cache else set(keep)
+        for child in directory.iterdir():
+            if child.name not in kept:
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+
+    @staticmethod
     def outdated(directory: Path) -> bool:
         """An index written by an older codesearch (re-indexing rebuilds it)."""
         try:
-            meta = json.loads((directory / META).read_text(encoding="utf-8"))
+            meta = read_meta(directory)
         except (OSError, ValueError):
             return False
         return isinstance(meta.get("format"), int) and meta["format"] < FORMAT_VERSION
@@ -204,7 +142,7 @@ class Store:
         if not cls.exists(directory):
             raise IndexNotFoundError(f"no index at {directory}")
         try:
-            meta = json.loads((directory / META).read_text(encoding="utf-8"))
+            meta = read_meta(directory)
         except (OSError, ValueError) as exc:
             raise IndexCorruptError(
                 f"cannot read {directory / META}: {exc}; re-create it with codesearch index"
@@ -258,18 +196,16 @@ class Store:
 
     def write_meta(self, **updates: Any) -> None:
         self.meta.update(updates)
-        tmp = self.directory / (META + ".tmp")
-        tmp.write_text(json.dumps(self.meta, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.directory / META)
+        write_json(self.directory / META, self.meta, indent=2)
 
     # -- catalog ------------------------------------------------------------------------------
     def file_catalog(self) -> dict[str, FileRecord]:
         table = self.files.to_arrow()
-        return {r["path"]: FileRecord(**r) for r in table.to_pylist()}
+        return {r["path"]: FileRecord(**{**r, "chunk_ids": tuple(r["chunk_ids"])}) for r in table.to_pylist()}
 
-    def chunk_rows(self) -> list[tuple[str, int, int, str, str, bool]]:
-        """(path, start_line, end_line, symbol, vector key, embedded) of every chunk row, sorted."""
-        table = _scan(self.chunks, ["path", "start_line", "end_line", "symbol", "vkey", "embedded"])
+    def chunk_rows(self) -> list[tuple[str, int, int, str, str, str, bool]]:
+        """(path, start_line, end_line, symbol, chunk id, vector key, embedded) of every chunk row, sorted."""
+        table = _scan(self.chunks, ["path", "start_line", "end_line", "symbol", "id", "vkey", "embedded"])
         columns = [table.column(name).to_pylist() for name in table.column_names]
         return sorted(zip(*columns, strict=True))
 
@@ -351,13 +287,14 @@ class Store:
         """Replace everything stored for these files by ``rows``. The catalog entry is removed
         first and written last, so a crash in between leaves the files marked as not indexed."""
         paths = [r.path for r in records]
-        self.delete_files(paths)
+        self.delete_files(paths)  # clears the stat snapshot first
         if rows:
             self.chunks.add(pa.Table.from_pylist(rows, schema=self.chunks.schema))
         if records:
             self.files.add(pa.Table.from_pylist([r.__dict__ for r in records], schema=FILE_SCHEMA))
 
     def delete_files(self, paths: Sequence[str]) -> None:
+        clear_snapshot(self.directory)
         for start in range(0, len(paths), 500):
             part = paths[start : start + 500]
             where = sql_in("path", part)
@@ -366,6 +303,7 @@ class Store:
 
     def touch_files(self, records: Sequence[FileRecord]) -> None:
         """Update the stat fields of files whose content did not change."""
+        clear_snapshot(self.directory)
         for start in range(0, len(records), 500):
             part = records[start : start + 500]
             self.files.delete(sql_in("path", [r.path for r in part]))
@@ -434,17 +372,3 @@ def _hit(row: dict[str, Any], score: float) -> Hit:
         text=row["text"],
         score=score,
     )
-
-
-def fuse(rankings: Sequence[Sequence[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
-    """Reciprocal rank fusion; the score is normalised so a hit ranked first everywhere gets 1."""
-    scores: dict[tuple[str, int, int], float] = {}
-    hits: dict[tuple[str, int, int], Hit] = {}
-    for ranking in rankings:
-        for rank, hit in enumerate(ranking):
-            key = (hit.path, hit.start_line, hit.end_line)
-            scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank + 1)
-            hits.setdefault(key, hit)
-    best = len(rankings) / (rrf_k + 1)
-    ordered = sorted(scores, key=lambda key: scores[key], reverse=True)[:k]
-    return [Hit(**{**hits[key].__dict__, "score": scores[key] / best}) for key in ordered]

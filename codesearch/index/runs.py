@@ -1,0 +1,123 @@
+"""What an index run reports, and how runs exclude each other.
+
+- :class:`IndexStats`: what one run did; :class:`Progress`: the counters callers watch.
+- ``progress.json`` in the index folder, so another process (``codesearch status``, a
+  language server that is not the writer) sees how far a running ``index`` or ``watch`` got.
+- :func:`writer_lock`: one writer per index folder (``writer.lock``, ``flock``).
+
+The file is written at most every ``WRITE_EVERY_S`` (and at each phase change) with the
+writer's pid, and removed when the run ends. A file whose pid is gone was left by a killed run
+and is ignored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codesearch.errors import CodesearchError
+from codesearch.store.layout import write_json
+
+PROGRESS = "progress.json"
+LOCK_FILE = "writer.lock"
+WRITE_EVERY_S = 0.5
+
+
+@dataclass
+class IndexStats:
+    """What one ``index`` run did (the ``--json`` object of the CLI)."""
+
+    files: int = 0
+    chunks: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    files_skipped: int = 0
+    files_changed: int = 0
+    files_deleted: int = 0
+    files_unchanged: int = 0
+    seconds: float = 0.0
+    model: str = ""
+    model_reason: str = ""  # why this index uses its model (``auto`` says what it found)
+    truncated: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    index_dir: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Progress:
+    files_total: int
+    phase: str = "indexing"  # "indexing": the lexical pass; then "embedding": the dense pass
+    files_done: int = 0
+    chunks_done: int = 0
+    chunks_embedded: int = 0
+    chunks_reused: int = 0
+    started: float = field(default_factory=time.time)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ProgressFile:
+    """Mirrors a run's :class:`Progress` into ``progress.json`` (throttled)."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.path = index_dir / PROGRESS
+        self._written = 0.0
+        self._phase = ""
+
+    def update(self, progress: Progress) -> None:
+        now = time.monotonic()
+        if progress.phase == self._phase and now - self._written < WRITE_EVERY_S:
+            return
+        self._written, self._phase = now, progress.phase
+        with contextlib.suppress(OSError):  # progress is a courtesy; it never fails a run
+            write_json(self.path, dict(progress.as_dict(), pid=os.getpid(), updated=time.time()))
+
+    def clear(self) -> None:
+        self._phase = ""
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
+
+
+def read_progress(index_dir: Path) -> dict[str, Any] | None:
+    """The progress of the run writing this index now, or ``None`` when none is running."""
+    try:
+        data = json.loads((index_dir / PROGRESS).read_text(encoding="utf-8"))
+        pid = int(data["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None  # left by a killed run
+        except PermissionError:
+            pass  # alive, another user's
+    return dict(data) if isinstance(data, dict) else None
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path) -> Iterator[None]:
+    """One writer per index: a second ``index`` on the same folder fails with a clear message."""
+    index_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with open(index_dir / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise CodesearchError(
+                f"another codesearch process is writing the index at {index_dir}; wait for it to finish"
+            ) from exc
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,77 @@
+"""The index folder's plain files, readable without lancedb: ``meta.json``, the on-disk format
+version, and the stat snapshot.
+
+The **stat snapshot** (``snapshot.json``) is what a complete, fully embedded run saw: the size
+and mtime of every indexed file, and of every file it walked but skipped (binary, minified...)
+with the reason. A re-index whose walk finds exactly these stats has nothing to do and stops
+without opening the tables, so a no-change run never imports lancedb. Every table write
+deletes the snapshot first (``clear_snapshot``), so a snapshot on disk always describes the
+committed tables, whatever was killed when.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+FORMAT_VERSION = 4  # 2: vector keys and the ``vectors`` cache; 3: ``embedded``/``dense``; 4: chunk ids
+META = "meta.json"
+SNAPSHOT = "snapshot.json"
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """``meta.json`` as a dict; raises ``OSError`` or ``ValueError`` when missing or unreadable."""
+    meta = json.loads((directory / META).read_text(encoding="utf-8"))
+    if not isinstance(meta, dict):
+        raise ValueError(f"{directory / META} is not a JSON object")
+    return meta
+
+
+def write_json(path: Path, value: Any, indent: int | None = None) -> None:
+    """Write atomically: a reader or a crash sees the old file or the new one, never half."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(value, indent=indent, sort_keys=True), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+@dataclass
+class Snapshot:
+    """Stats of a complete run. ``files``: path → [size, mtime_ns] of each indexed file;
+    ``skipped``: path → [size, mtime_ns, reason] of each walked file that was left out."""
+
+    root: str
+    options: str  # the indexing options that decide what is indexed (ignores, size limit)
+    files: dict[str, list[int]] = field(default_factory=dict)
+    skipped: dict[str, list[Any]] = field(default_factory=dict)
+
+    def stats(self) -> dict[str, tuple[int, int]]:
+        """Every walked path with its (size, mtime_ns)."""
+        found = {path: (int(s[0]), int(s[1])) for path, s in self.files.items()}
+        found.update({path: (int(s[0]), int(s[1])) for path, s in self.skipped.items()})
+        return found
+
+
+def read_snapshot(directory: Path) -> Snapshot | None:
+    """The snapshot, or ``None`` when there is none or it is unreadable or of another format."""
+    try:
+        data = json.loads((directory / SNAPSHOT).read_text(encoding="utf-8"))
+        if data.get("format") != FORMAT_VERSION:
+            return None
+        return Snapshot(root=data["root"], options=data["options"], files=data["files"], skipped=data["skipped"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def write_snapshot(directory: Path, snapshot: Snapshot) -> None:
+    data = dict(format=FORMAT_VERSION, **snapshot.__dict__)
+    write_json(directory / SNAPSHOT, data)
+
+
+def clear_snapshot(directory: Path) -> None:
+    """Called before every table write: from then on the snapshot could be stale."""
+    with contextlib.suppress(FileNotFoundError):
+        (directory / SNAPSHOT).unlink()

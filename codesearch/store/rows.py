@@ -1,0 +1,114 @@
+"""Store rows and query helpers that need no database: the catalog record, chunk ids, the
+search hit, the identifier-splitting terms of the full-text index, SQL literal quoting,
+path-glob filters and reciprocal-rank fusion.
+
+Kept apart from :mod:`codesearch.store.lance` so callers that only plan (a no-change re-index
+reads stats and a snapshot) never pay for importing lancedb.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pathspec.patterns.gitwildmatch import GitWildMatchPattern
+
+from codesearch.errors import UsageError
+
+RRF_K = 60
+
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+
+
+def split_identifier(word: str) -> list[str]:
+    """``parseHeaderLinks`` / ``parse_header_links`` / ``HTTPServer`` → their lower-case words."""
+    parts: list[str] = []
+    for piece in word.split("_"):
+        parts.extend(m.group(0).lower() for m in _CAMEL.finditer(piece))
+    return parts
+
+
+def lexical_terms(text: str) -> str:
+    """Text for the full-text index: the text itself plus the words of every compound
+    identifier, so ``parse header links`` finds ``parseHeaderLinks``."""
+    extra: list[str] = []
+    seen: set[str] = set()
+    for match in _IDENT.finditer(text):
+        word = match.group(0)
+        if word in seen:
+            continue
+        seen.add(word)
+        parts = split_identifier(word)
+        if len(parts) > 1:
+            extra.extend(parts)
+    return text + "\n" + " ".join(extra) if extra else text
+
+
+def sql_str(value: str) -> str:
+    """A SQL string literal: single quotes doubled; nothing else is special in it."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_in(column: str, values: Iterable[str]) -> str:
+    return f"{column} IN ({', '.join(sql_str(v) for v in values)})"
+
+
+def glob_filter(glob: str) -> str:
+    """A path glob (gitignore syntax: ``*.py``, ``src/**/*.ts``, ``tests/``) as a SQL filter."""
+    try:
+        regex, include = GitWildMatchPattern.pattern_to_regex(glob.strip())
+    except ValueError as exc:
+        raise UsageError(f"invalid path glob {glob!r}: {exc}") from exc
+    if regex is None or not include:
+        raise UsageError(f"invalid path glob {glob!r}")
+    return f"regexp_like(path, {sql_str(regex)})"
+
+
+@dataclass(frozen=True)
+class FileRecord:
+    path: str
+    size: int
+    mtime_ns: int
+    file_hash: str
+    language: str
+    chunks: int
+    dense: bool = True
+    chunk_ids: tuple[str, ...] = ()  # its chunk rows' ids, in file order
+
+
+def chunk_id(path: str, start_line: int, end_line: int, vkey: str) -> str:
+    """A chunk row's id: equal ids mean the same text at the same lines of the same file
+    embedded the same way. Deterministic, so any engine that indexes a tree gets the same ids."""
+    digest = hashlib.blake2b(f"{path}\0{start_line}\0{end_line}\0{vkey}".encode(), digest_size=10)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result row (``score`` is in [0, 1] for every mode; higher is better)."""
+
+    path: str
+    start_line: int
+    end_line: int
+    symbol: str
+    kind: str
+    language: str
+    text: str
+    score: float
+
+
+def fuse(rankings: Sequence[Sequence[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
+    """Reciprocal rank fusion; the score is normalised so a hit ranked first everywhere gets 1."""
+    scores: dict[tuple[str, int, int], float] = {}
+    hits: dict[tuple[str, int, int], Hit] = {}
+    for ranking in rankings:
+        for rank, hit in enumerate(ranking):
+            key = (hit.path, hit.start_line, hit.end_line)
+            scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank + 1)
+            hits.setdefault(key, hit)
+    best = len(rankings) / (rrf_k + 1)
+    ordered = sorted(scores, key=lambda key: scores[key], reverse=True)[:k]
+    return [Hit(**{**hits[key].__dict__, "score": scores[key] / best}) for key in ordered]
