@@ -244,7 +244,7 @@ class Indexer:
     def plan_paths(self, store: Store, paths: Collection[str]) -> Plan:
         """The plan for a few known paths: each is (re)checked against the ignore rules and
         its stat, with no walk of the tree."""
-        catalog = store.file_catalog()
+        catalog = store.file_catalog(paths=sorted(set(paths)))
         changed: list[SourceFile] = []
         unchanged: list[SourceFile] = []
         deleted: list[str] = []
@@ -312,7 +312,7 @@ class Indexer:
     def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress) -> int:
         """Embed the files whose rows lack vectors, in ``dense_order``. A file that changed
         since its lexical pass is left to the next run (its stat no longer matches)."""
-        todo = [r for r in store.file_catalog().values() if not r.dense]
+        todo = list(store.file_catalog(where="dense = false").values())
         if not todo:
             return 0
         todo = dense_order(todo, self.root, self.opened)

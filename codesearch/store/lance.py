@@ -199,8 +199,15 @@ class Store:
         write_json(self.directory / META, self.meta, indent=2)
 
     # -- catalog ------------------------------------------------------------------------------
-    def file_catalog(self) -> dict[str, FileRecord]:
-        table = self.files.to_arrow()
+    def file_catalog(self, paths: Sequence[str] | None = None, where: str | None = None) -> dict[str, FileRecord]:
+        """Catalog records: all, those of ``paths``, or those matching ``where``. A watcher's
+        update reads only its paths' records: the catalog of a big tree takes a while to read."""
+        if paths is not None:
+            found: dict[str, FileRecord] = {}
+            for start in range(0, len(paths), 500):
+                found.update(self.file_catalog(where=sql_in("path", paths[start : start + 500])))
+            return found
+        table = self.files.to_arrow() if where is None else _scan(self.files, FILE_SCHEMA.names, where)
         return {r["path"]: FileRecord(**{**r, "chunk_ids": tuple(r["chunk_ids"])}) for r in table.to_pylist()}
 
     def chunk_rows(self) -> list[tuple[str, int, int, str, str, str, bool]]:
@@ -356,9 +363,12 @@ class Store:
         return [_hit(r, float(r["_score"]) / top) for r in rows]
 
 
-def _scan(table: Any, columns: list[str]) -> pa.Table:
-    """Some columns of every row (no vectors read)."""
-    return table.search().select(columns).limit(max(1, table.count_rows())).to_arrow()
+def _scan(table: Any, columns: list[str], where: str | None = None) -> pa.Table:
+    """Some columns of every row, or of the rows matching ``where`` (no vectors read)."""
+    query = table.search()
+    if where is not None:
+        query = query.where(where)
+    return query.select(columns).limit(max(1, table.count_rows())).to_arrow()
 
 
 def _hit(row: dict[str, Any], score: float) -> Hit:
