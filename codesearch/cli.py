@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shlex
 import signal
 import sys
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_status = sub.add_parser("status", help="what an index holds")
     p_status.add_argument("path", nargs="?", type=Path, default=Path("."), help="indexed folder (default: .)")
     common(p_status)
+
+    p_serve = sub.add_parser("serve", help="run the language server (stdio; for editors)")
+    p_serve.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
     return parser
 
 
@@ -110,7 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     _configure_logging(args.verbose)
     err = Console(stderr=True)
     try:
-        handler = {"index": cmd_index, "watch": cmd_watch, "search": cmd_search, "status": cmd_status}[args.command]
+        handler = {
+            "index": cmd_index,
+            "watch": cmd_watch,
+            "search": cmd_search,
+            "status": cmd_status,
+            "serve": cmd_serve,
+        }[args.command]
         return handler(args, err)
     except CodesearchError as exc:
         err.print(f"[bold red]codesearch: error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
@@ -340,6 +350,21 @@ def cmd_status(args: argparse.Namespace, err: Console) -> int:
         f"cache    {status['cached_vectors']} vectors\nsize     {size:.1f} MiB\nupdated  {status['updated']}"
     )
     return 0
+
+
+# -- serve -------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace, err: Console) -> int:
+    """The language server is the ``lsp`` package, run as its own program (the library never
+    imports it): this process becomes ``python -m lsp`` with the same stdio."""
+    command = [sys.executable, "-m", "lsp"]
+    if args.tcp is not None:
+        command += ["--tcp", str(args.tcp)]
+    if args.verbose:
+        command.append("--verbose")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
+    return 0  # pragma: no cover (execv does not return)
 
 
 def _describe_run(running: dict[str, Any]) -> str:

@@ -42,3 +42,9 @@ class IndexCorruptError(CodesearchError):
     """The index folder exists but cannot be read."""
 
     exit_code = 6
+
+
+class IndexLockedError(CodesearchError):
+    """Another process is writing the index (one writer per index; readers are welcome)."""
+
+    exit_code = 7

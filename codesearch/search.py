@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from codesearch.embedding import Embedder, load_embedder, resolve_model
 from codesearch.errors import ModelMismatchError, UsageError
@@ -105,16 +108,40 @@ class Searcher:
         if not query:
             raise UsageError("the query is empty")
         where = self._where(languages, path_glob)
-        hits: list[Hit]
+        return self._results(self._rank(query, lambda: self.embedder.embed_query(query), k, mode, where))
+
+    def similar(
+        self,
+        code: str,
+        k: int = 10,
+        exclude: tuple[str, int, int] | None = None,
+        languages: list[str] | None = None,
+        path_glob: str | None = None,
+    ) -> list[SearchResult]:
+        """Code like ``code`` (code-to-code search): it is embedded as a document, the way the
+        indexed chunks were, and fused with a lexical query of its words. ``exclude``: (path,
+        start line, end line) of the selection itself; hits overlapping it are left out."""
+        if not code.strip():
+            raise UsageError("the selection is empty")
+        if k < 1:
+            raise UsageError("k must be at least 1")
+        where = self._where(languages, path_glob)
+        hits = self._rank(code, lambda: self.embedder.embed_documents([code])[0], k + 3, "hybrid", where)
+        if exclude is not None:
+            path, start, end = exclude
+            hits = [h for h in hits if not (h.path == path and h.start_line <= end and h.end_line >= start)]
+        return self._results(hits[:k])
+
+    def _rank(self, text: str, vector: Callable[[], np.ndarray], k: int, mode: str, where: str | None) -> list[Hit]:
         if mode == "lexical":
-            hits = self.store.lexical(query, k, where)
-        elif mode == "dense":
-            hits = self.store.dense(self.embedder.embed_query(query), k, where)
-        else:
-            depth = max(50, 5 * k)
-            dense = self.store.dense(self.embedder.embed_query(query), depth, where)
-            lexical = self.store.lexical(query, depth, where)
-            hits = fuse([dense, lexical], k)
+            return self.store.lexical(text, k, where)
+        if mode == "dense":
+            return self.store.dense(vector(), k, where)
+        depth = max(50, 2 * k)  # each side's candidates for the fusion
+        return fuse([self.store.dense(vector(), depth, where), self.store.lexical(text, depth, where)], k)
+
+    @staticmethod
+    def _results(hits: list[Hit]) -> list[SearchResult]:
         return [
             SearchResult(
                 h.path, h.start_line, h.end_line, h.symbol, h.kind, h.language, round(h.score, 4), make_snippet(h.text)

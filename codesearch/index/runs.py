@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from codesearch.errors import CodesearchError
+from codesearch.errors import IndexLockedError
 from codesearch.store.layout import write_json
 
 PROGRESS = "progress.json"
@@ -114,7 +114,7 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError as exc:
-            raise CodesearchError(
+            raise IndexLockedError(
                 f"another codesearch process is writing the index at {index_dir}; wait for it to finish"
             ) from exc
         try:

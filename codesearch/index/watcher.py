@@ -131,6 +131,10 @@ class Watcher:
         """An editor opened ``rel`` (posix, relative to the root): later updates embed it first."""
         self.opened[rel] = time.time()
 
+    def rescan(self) -> None:
+        """Walk the whole tree in the next update (a user asked to re-index)."""
+        self._signal(None)
+
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> IndexStats:
         """Take the writer lock, reconcile the tree with the index, then start watching."""

@@ -1,0 +1,322 @@
+"""Serving indexes to an editor: the library side of the language server.
+
+Owns a :class:`Workspace` of :class:`Project` s, one per workspace folder. A project indexes its
+folder in the background (then keeps it current with the :class:`~codesearch.index.watcher.Watcher`,
+unless watching is off), reports progress through a callback, and answers queries from whatever
+is committed so far, saying when that is partial. When another process already writes the
+folder's index (a ``codesearch watch``, a second editor), the project only reads it. The
+workspace merges results of all folders by score, finds code like a selection, and shares one
+query model per model name. Nothing here knows about LSP; ``lsp`` converts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from codesearch.config import default_index_dir
+from codesearch.embedding import Embedder, load_embedder
+from codesearch.errors import CodesearchError, IndexLockedError, UsageError
+from codesearch.files import DEFAULT_MAX_FILE_BYTES
+from codesearch.index import Indexer, IndexStats, Progress
+from codesearch.search import Searcher, SearchResult, index_status
+from codesearch.store import read_meta
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProjectOptions:
+    """How a workspace indexes its folders (the language server's initialization options)."""
+
+    index_dir: Path | None = None  # one folder only; default: the per-user data folder per root
+    model: str | None = None  # for a new index; an existing one keeps its model
+    extra_ignores: tuple[str, ...] = ()
+    watch: bool = True
+    device: str | None = None
+    dtype: str | None = None
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+
+
+@dataclass(frozen=True)
+class Found:
+    """A search result and the workspace folder it belongs to."""
+
+    root: Path
+    result: SearchResult
+
+    @property
+    def file(self) -> Path:
+        return self.root / self.result.path
+
+
+@dataclass
+class Answer:
+    """Results, and whether they come from an index still being built (``partial``)."""
+
+    results: list[Found] = field(default_factory=list)
+    partial: bool = False
+    notes: list[str] = field(default_factory=list)  # why it is partial, per folder
+
+
+class Project:
+    """One workspace folder: its index, kept current in the background, and its searcher."""
+
+    def __init__(
+        self,
+        root: Path,
+        options: ProjectOptions,
+        query_model: Callable[[str], Embedder],
+        on_progress: Callable[[Project, Progress], None] | None = None,
+        on_done: Callable[[Project, IndexStats | None], None] | None = None,
+    ) -> None:
+        self.root = root.resolve()
+        self.options = options
+        self.index_dir = options.index_dir or default_index_dir(self.root)
+        self.state = "starting"  # indexing, ready, reading (another process writes), failed, closed
+        self.error = ""
+        self.failure: CodesearchError | None = None  # why indexing failed, to answer queries with
+        self.progress: Progress | None = None
+        self._query_model = query_model
+        self._on_progress = on_progress or (lambda project, progress: None)
+        self._on_done = on_done or (lambda project, stats: None)
+        self._watcher: Any = None
+        self._searcher: Searcher | None = None
+        self._lock = threading.Lock()
+        self._opened: dict[str, float] = {}
+        self._thread: threading.Thread | None = None
+
+    # -- indexing -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Index in the background (then watch); returns at once."""
+        self.state = "indexing"
+        self._thread = threading.Thread(target=self._index, name=f"codesearch-index-{self.root.name}", daemon=True)
+        self._thread.start()
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Until the background indexing (not the watching after it) is over."""
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _index(self) -> None:
+        options: dict[str, Any] = dict(
+            model=self.options.model,
+            device=self.options.device,
+            dtype=self.options.dtype,
+            max_file_bytes=self.options.max_file_bytes,
+            extra_ignores=self.options.extra_ignores,
+            on_progress=self._progress,
+        )
+        stats: IndexStats | None = None
+        try:
+            if self.options.watch:
+                from codesearch.index.watcher import Watcher
+
+                watcher = Watcher(self.root, self.index_dir, **options)
+                watcher.opened.update(self._opened)
+                self._opened = watcher.opened
+                stats = watcher.start()
+                self._watcher = watcher
+            else:
+                indexer = Indexer(self.root, self.index_dir, **options)
+                indexer.opened.update(self._opened)
+                stats = indexer.run()
+            self.state = "ready" if self.state != "closed" else "closed"
+        except IndexLockedError as exc:
+            self.state, self.error = "reading", str(exc)
+            log.info("%s: %s; serving what it has written", self.root, exc)
+        except CodesearchError as exc:
+            self.state, self.error, self.failure = "failed", str(exc), exc
+            log.error("indexing %s failed: %s", self.root, exc)
+        except Exception as exc:  # a bug or an OS failure: the server keeps serving other folders
+            self.state, self.error = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("indexing %s failed", self.root)
+        if self.state == "closed" and self._watcher is not None:
+            self._watcher.stop()
+        self._on_done(self, stats)
+
+    def _progress(self, progress: Progress) -> None:
+        self.progress = progress
+        self._on_progress(self, progress)
+
+    @property
+    def watching(self) -> bool:
+        return self._watcher is not None and bool(self._watcher.running)
+
+    def reindex(self) -> bool:
+        """Walk the tree again: the watcher does it as its next update; else a new background
+        run starts (then ``True``: the caller may show its progress)."""
+        if self.watching:
+            self._watcher.rescan()
+            return False
+        if self.state == "indexing":
+            return False
+        self.error, self.failure = "", None
+        self.start()
+        return True
+
+    def note_opened(self, rel: str) -> None:
+        self._opened[rel] = time.time()
+
+    # -- reading --------------------------------------------------------------------------------
+    def searcher(self) -> Searcher | None:
+        """The searcher, once the index exists (``None`` before its first commit)."""
+        with self._lock:
+            if self._searcher is None:
+                try:
+                    model = str(read_meta(self.index_dir).get("model_name"))
+                except (OSError, ValueError):
+                    return None
+                self._searcher = Searcher(self.index_dir, embedder=self._query_model(model))
+            return self._searcher
+
+    def partial_note(self) -> str:
+        """Why results from this folder may be incomplete ('' when they are not)."""
+        if self.state == "failed":
+            return f"{self.root.name}: indexing failed: {self.error}"
+        if self.state in ("starting", "indexing"):
+            progress = self.progress
+            if progress is None or progress.phase == "indexing":
+                return f"{self.root.name}: indexing, results so far"
+            return f"{self.root.name}: embedding {progress.files_done} of {progress.files_total} files"
+        return ""
+
+    def status(self) -> dict[str, Any]:
+        found: dict[str, Any] = dict(root=str(self.root), index_dir=str(self.index_dir), state=self.state)
+        if self.error:
+            found["error"] = self.error
+        if self.progress is not None and self.state == "indexing":
+            found["progress"] = self.progress.as_dict()
+        try:
+            found.update(index=index_status(self.index_dir))
+        except CodesearchError as exc:
+            found.update(index=None, index_error=str(exc))
+        return found
+
+    def close(self) -> None:
+        self.state = "closed"
+        if self._watcher is not None:
+            self._watcher.stop()
+            self._watcher = None
+
+
+class Workspace:
+    """The folders an editor has open, each with its :class:`Project`."""
+
+    def __init__(
+        self,
+        options: ProjectOptions | None = None,
+        on_progress: Callable[[Project, Progress], None] | None = None,
+        on_done: Callable[[Project, IndexStats | None], None] | None = None,
+    ) -> None:
+        self.options = options or ProjectOptions()
+        self.projects: dict[Path, Project] = {}
+        self._on_progress = on_progress
+        self._on_done = on_done
+        self._models: dict[str, Embedder] = {}
+        self._models_lock = threading.Lock()
+
+    def add_folder(self, root: Path, start: bool = True) -> Project:
+        root = root.resolve()
+        if root in self.projects:
+            return self.projects[root]
+        if not root.is_dir():
+            raise UsageError(f"cannot index {root}: not a folder")
+        if self.options.index_dir is not None and self.projects:
+            raise UsageError("an explicit index folder serves one workspace folder only")
+        project = Project(root, self.options, self._query_model, self._on_progress, self._on_done)
+        self.projects[root] = project
+        if start:
+            project.start()
+        return project
+
+    def remove_folder(self, root: Path) -> None:
+        project = self.projects.pop(root.resolve(), None)
+        if project is not None:
+            project.close()
+
+    def project_for(self, path: Path) -> Project | None:
+        """The project whose folder holds ``path`` (the innermost one)."""
+        path = path.resolve()
+        best: Project | None = None
+        for root, project in self.projects.items():
+            inside = path == root or root in path.parents
+            if inside and (best is None or len(root.parts) > len(best.root.parts)):
+                best = project
+        return best
+
+    def _query_model(self, name: str) -> Embedder:
+        with self._models_lock:  # one query model per name for all folders
+            if name not in self._models:
+                self._models[name] = load_embedder(name, device=self.options.device, dtype=self.options.dtype)
+            return self._models[name]
+
+    # -- queries ----------------------------------------------------------------------------------
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        mode: str = "hybrid",
+        languages: list[str] | None = None,
+        path_glob: str | None = None,
+    ) -> Answer:
+        """Every folder's best ``k``, merged by score."""
+        return self._each(lambda searcher: searcher.search(query, k, mode, languages, path_glob), k)
+
+    def similar(self, file: Path, start_line: int, end_line: int, k: int = 10) -> Answer:
+        """Code like lines ``start_line``..``end_line`` (1-based, inclusive) of ``file``."""
+        project = self.project_for(file)
+        if project is None:
+            raise UsageError(f"{file} is not inside a workspace folder")
+        try:
+            lines = file.read_text(encoding="utf-8", errors="replace").split("\n")
+        except OSError as exc:
+            raise UsageError(f"cannot read {file}: {exc.strerror or exc}") from exc
+        if not 1 <= start_line <= end_line or start_line > len(lines):
+            raise UsageError(f"lines {start_line}-{end_line} are not in {file} ({len(lines)} lines)")
+        code = "\n".join(lines[start_line - 1 : end_line])
+        rel = file.resolve().relative_to(project.root).as_posix()
+        return self._each(lambda searcher: searcher.similar(code, k, exclude=(rel, start_line, end_line)), k)
+
+    def _each(self, query: Callable[[Searcher], list[SearchResult]], k: int) -> Answer:
+        answer = Answer()
+        failures: list[CodesearchError] = []
+        answered = False
+        for project in list(self.projects.values()):
+            note = project.partial_note()
+            if note:
+                answer.partial = True
+                answer.notes.append(note)
+            searcher = project.searcher()
+            if searcher is None:
+                if project.failure is not None:
+                    failures.append(project.failure)
+                continue
+            answered = True
+            answer.results.extend(Found(project.root, r) for r in query(searcher))
+            if project.state in ("starting", "indexing") or searcher.dense_coverage() < 1.0:
+                answer.partial = True
+        if failures and not answered:  # nothing to search at all: say why, and what to do
+            raise failures[0]
+        answer.results.sort(key=lambda found: found.result.score, reverse=True)
+        del answer.results[k:]
+        return answer
+
+    def note_opened(self, file: Path) -> None:
+        """An editor opened ``file``: its folder embeds it before the rest."""
+        project = self.project_for(file)
+        if project is not None:
+            project.note_opened(file.resolve().relative_to(project.root).as_posix())
+
+    def status(self) -> list[dict[str, Any]]:
+        return [project.status() for project in self.projects.values()]
+
+    def close(self) -> None:
+        for project in self.projects.values():
+            project.close()
+        self.projects.clear()

@@ -1,0 +1,104 @@
+"""Conversion between codesearch results and LSP types, in one place.
+
+Lines: codesearch counts from 1 (inclusive ranges); LSP counts from 0 with an exclusive end,
+so chunk lines ``a..b`` become ``Range((a-1, 0), (b, 0))``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.uris import from_fs_path, to_fs_path
+
+from codesearch.service import Found
+
+SYMBOL_KINDS = {
+    "function": types.SymbolKind.Function,
+    "method": types.SymbolKind.Method,
+    "constructor": types.SymbolKind.Constructor,
+    "class": types.SymbolKind.Class,
+    "struct": types.SymbolKind.Struct,
+    "interface": types.SymbolKind.Interface,
+    "trait": types.SymbolKind.Interface,
+    "impl": types.SymbolKind.Class,
+    "enum": types.SymbolKind.Enum,
+    "type": types.SymbolKind.TypeParameter,
+    "object": types.SymbolKind.Object,
+    "namespace": types.SymbolKind.Namespace,
+    "module": types.SymbolKind.Module,
+    "macro": types.SymbolKind.Function,
+    "text": types.SymbolKind.File,
+}
+
+
+class OutsideWorkspace(ValueError):
+    """A URI that is not a file of this machine."""
+
+
+def uri_of(path: Path) -> str:
+    uri = from_fs_path(str(path))
+    if uri is None:
+        raise OutsideWorkspace(f"cannot make a URI of {path}")
+    return uri
+
+
+def path_of(uri: str) -> Path:
+    path = to_fs_path(uri) if uri.startswith("file:") else None
+    if not path:
+        raise OutsideWorkspace(f"{uri!r} is not a file: URI")
+    return Path(path)
+
+
+def chunk_range(start_line: int, end_line: int) -> types.Range:
+    return types.Range(
+        start=types.Position(line=start_line - 1, character=0), end=types.Position(line=end_line, character=0)
+    )
+
+
+def selection_lines(selection: types.Range) -> tuple[int, int]:
+    """A selection as 1-based inclusive lines (an end at column 0 ends on the line before)."""
+    start, end = selection.start.line + 1, selection.end.line + 1
+    if selection.end.character == 0 and selection.end.line > selection.start.line:
+        end -= 1
+    return start, max(start, end)
+
+
+def symbol_name(found: Found) -> str:
+    result = found.result
+    return result.symbol.rsplit(".", 1)[-1] if result.symbol else Path(result.path).name
+
+
+def workspace_symbol(found: Found) -> types.WorkspaceSymbol:
+    """name = the symbol's own name; containerName = relative path, then the enclosing symbol."""
+    result = found.result
+    container = result.path
+    if "." in result.symbol:
+        container += " › " + result.symbol.rsplit(".", 1)[0]
+    return types.WorkspaceSymbol(
+        name=symbol_name(found),
+        kind=SYMBOL_KINDS.get(result.kind, types.SymbolKind.Variable),
+        location=types.Location(uri=uri_of(found.file), range=chunk_range(result.start_line, result.end_line)),
+        container_name=container,
+    )
+
+
+def search_item(found: Found, partial: bool) -> dict[str, Any]:
+    """One ``codesearch/search`` result (plain JSON: lsprotocol types are for standard methods)."""
+    result = found.result
+    span = chunk_range(result.start_line, result.end_line)
+    return {
+        "uri": uri_of(found.file),
+        "range": {
+            "start": {"line": span.start.line, "character": 0},
+            "end": {"line": span.end.line, "character": 0},
+        },
+        "symbol": result.symbol,
+        "kind": result.kind,
+        "language": result.language,
+        "score": result.score,
+        "snippet": result.snippet,
+        "path": result.path,
+        "partial": partial,
+    }
