@@ -83,7 +83,8 @@ class CodesearchServer(LanguageServer):
     def report_server_error(self, error: Exception, source: Any) -> None:
         """A body that is not JSON gets JSON-RPC's parse error (id null), not a pop-up."""
         if isinstance(error, json.JSONDecodeError):
-            self.protocol._send_response(None, error=types.ResponseError(code=-32700, message=f"Parse error: {error}"))  # type: ignore[arg-type]
+            error_object = {"code": -32700, "message": f"Parse error: {error}"}
+            self.protocol._send_data({"jsonrpc": "2.0", "id": None, "error": error_object})  # a dict keeps the null id
             return
         super().report_server_error(error, source)
 

@@ -347,4 +347,5 @@ def test_malformed_messages_get_json_rpc_errors_over_raw_stdio() -> None:
     answers = [json.loads(part.split(b"\r\n\r\n", 1)[1]) for part in done.stdout.split(b"Content-Length: ")[1:]]
     errors = {a.get("id"): a["error"]["code"] for a in answers if "error" in a}
     assert errors == {None: -32700, 8: -32602, 9: -32601}
+    assert any("id" in a and a["id"] is None for a in answers)  # the parse error names id null, as JSON-RPC says
     assert any(a.get("id") == 2 and "result" in a for a in answers)  # still serving: shutdown answered
