@@ -2,24 +2,44 @@
 PYTHON ?= .venv/bin/python
 export LANCEDB_LOG := error
 
-.PHONY: install editor-tools test test-fast lint format typecheck bench bench-index bench-models
+.PHONY: install editor-tools extension-tools test test-python test-fast test-extension vsix lint format typecheck bench bench-index bench-models
+EXT := vscode-extension
+# CI=1 (set by .ci/run): a missing editor or npm fails the tests that need them instead of skipping.
+NEED = if [ -n "$$CI" ]; then echo "error: $(1) is missing" >&2; exit 1; else echo "note: $(1) is missing; skipping $(2)"; exit 0; fi
 
 install:  ## fresh venv: torch first (the local CPU wheel), then the project with [dev]
 	python3 -m venv .venv
 	$(PYTHON) -m pip install --upgrade pip
 	$(PYTHON) -m pip install torch==2.13.0
 	$(PYTHON) -m pip install -e '.[dev]'
-	$(MAKE) editor-tools
+	$(MAKE) editor-tools extension-tools
 
-editor-tools:  ## Debian's neovim, the real editor of tests/test_editors.py (root with apt-get only)
-	@command -v nvim >/dev/null && exit 0; \
+# The real editors of the end-to-end tests, from Debian (root with apt-get only): neovim for
+# tests/test_editors.py; chromium, ripgrep and libkrb5-dev for code-server in the VS Code UI test.
+EDITOR_PACKAGES := neovim chromium ripgrep libkrb5-dev
+editor-tools:
+	@missing=""; for p in $(EDITOR_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  export DEBIAN_FRONTEND=noninteractive; \
-	  apt-get install -y -q neovim >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q neovim >/dev/null; }; \
-	else echo "note: no nvim here; install neovim for tests/test_editors.py"; fi
+	  apt-get install -y -q $$missing >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-get install -y -q $$missing >/dev/null; }; \
+	else echo "note: install$$missing for the editor tests"; fi
 
-test:  ## the whole suite, slow and e2e included
+extension-tools:  ## the extension's npm packages and code-server (the UI test's VS Code)
+	@command -v npm >/dev/null || { $(call NEED,npm,the VS Code extension); }; \
+	cd $(EXT) && npm ci --no-audit --no-fund --loglevel=error && bash test/ui/setup.sh
+
+test: test-python test-extension  ## the whole suite: Python (slow and e2e included), then the VS Code extension
+
+test-python:
 	$(PYTHON) -m pytest -q
+
+vsix:  ## $(EXT)/codesearch.vsix, offline
+	cd $(EXT) && npm run compile && npm run package
+
+test-extension:  ## the extension: unit tests, the .vsix, and the UI test in code-server (screenshots in $(EXT)/test-results/)
+	@command -v npm >/dev/null || { $(call NEED,npm,the VS Code extension tests); }; \
+	cd $(EXT) && npm test && npm run compile && npm run package && npm run test:ui
 
 test-fast:  ## skip tests that load the model
 	$(PYTHON) -m pytest -q -m "not slow"

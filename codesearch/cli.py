@@ -77,7 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p_status)
 
     p_serve = sub.add_parser("serve", help="run the language server (stdio; for editors)")
-    p_serve.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
+    transport = p_serve.add_mutually_exclusive_group()
+    transport.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
+    transport.add_argument("--tcp", type=int, metavar="PORT", help="listen on 127.0.0.1:PORT instead of stdio")
     return parser
 
 

@@ -71,11 +71,10 @@ def symbol_name(found: Found) -> str:
 
 
 def workspace_symbol(found: Found) -> types.WorkspaceSymbol:
-    """name = the symbol's own name; containerName = relative path, then the enclosing symbol."""
+    """name = the symbol's own name; containerName = the enclosing symbol (``Class``), none at
+    the top level. Clients show the file from the location, so the path is not repeated."""
     result = found.result
-    container = result.path
-    if "." in result.symbol:
-        container += " › " + result.symbol.rsplit(".", 1)[0]
+    container = result.symbol.rsplit(".", 1)[0] if "." in result.symbol else None
     return types.WorkspaceSymbol(
         name=symbol_name(found),
         kind=SYMBOL_KINDS.get(result.kind, types.SymbolKind.Variable),

@@ -28,7 +28,9 @@ class _ClientLog(logging.Handler):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="codesearch serve", description="the codesearch language server")
-    parser.add_argument("--tcp", type=int, metavar="PORT", help=f"listen on {HOST}:PORT instead of stdio")
+    transport = parser.add_mutually_exclusive_group()
+    transport.add_argument("--stdio", action="store_true", help="talk over stdin/stdout (the default)")
+    transport.add_argument("--tcp", type=int, metavar="PORT", help=f"listen on {HOST}:PORT instead of stdio")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     parser.add_argument("--version", action="version", version=f"codesearch {__version__}")
     args = parser.parse_args(argv)
