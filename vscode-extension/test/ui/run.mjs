@@ -236,6 +236,9 @@ try {
     const title = (await page.locator(".quick-input-title").textContent()).trim();
     if (!/\d+ results? in \d+ ms/.test(title)) throw new Error(`unexpected title: ${title}`);
     console.log(`ui test:     row: ${text.trim()}\nui test:     title: ${title}`);
+    // the highlighted row is previewed behind the picker, the chunk's lines highlighted
+    await page.locator(".tab.active", { hasText: EXPECTED.file }).waitFor({ timeout: 15_000 });
+    await page.locator(".view-line", { hasText: `def ${EXPECTED.symbol}` }).first().waitFor({ timeout: 15_000 });
     await page.screenshot({ path: path.join(artifacts, "search-results.png") });
   });
 
