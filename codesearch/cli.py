@@ -46,6 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_index.add_argument("path", nargs="?", type=Path, default=Path("."), help="folder to index (default: .)")
     common(p_index)
     indexing_options(p_index)
+    cluster = p_index.add_argument_group("cluster indexing (extra 'distributed')")
+    cluster.add_argument(
+        "--engine", choices=["local", "ray"], default="local", help="local (this process) or ray (a Ray cluster)"
+    )
+    cluster.add_argument(
+        "--ray-address", metavar="ADDR", help="a running Ray cluster (auto, ray://HOST:10001); default: a local one"
+    )
+    cluster.add_argument("--workers", type=int, metavar="N", help="embedding workers (default: one per GPU or CPU)")
+    cluster.add_argument(
+        "--gpus-per-worker", type=float, default=0.0, metavar="G", help="GPUs per embedding worker (default: 0)"
+    )
+    cluster.add_argument(
+        "--files-per-task", type=int, default=32, metavar="N", help="files per chunking task and embedding call"
+    )
 
     p_watch = sub.add_parser("watch", help="index a folder, then keep the index current as files change")
     p_watch.add_argument("path", nargs="?", type=Path, default=Path("."), help="folder to watch (default: .)")
@@ -195,7 +209,20 @@ def cmd_index(args: argparse.Namespace, err: Console) -> int:
     index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(root)
     show = err.is_terminal and not args.json
     with _IndexProgress(err, enabled=show) as progress:
-        indexer = Indexer(root, index_dir, on_progress=progress.update, **_indexing_kwargs(args))
+        kwargs = dict(on_progress=progress.update, **_indexing_kwargs(args))
+        if args.engine == "ray":
+            from codesearch.index.cluster import ClusterOptions, RayIndexer
+
+            if (args.workers is not None and args.workers < 1) or args.files_per_task < 1:
+                raise UsageError("--workers and --files-per-task must be at least 1")
+            options = ClusterOptions(
+                args.ray_address, args.workers, args.gpus_per_worker, files_per_task=args.files_per_task
+            )
+            indexer: Indexer = RayIndexer(root, index_dir, cluster=options, **kwargs)
+        else:
+            if args.ray_address or args.workers or args.gpus_per_worker:
+                raise UsageError("--ray-address, --workers and --gpus-per-worker need --engine ray")
+            indexer = Indexer(root, index_dir, **kwargs)
         stats = indexer.run()
     if args.json:
         print(json.dumps(stats.as_dict()))

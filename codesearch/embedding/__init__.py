@@ -1,6 +1,7 @@
 """Embedding: the only package that imports torch or transformers (lazily, on first load).
 
 Public: :class:`Embedder` (the interface the indexer and searcher use), :func:`load_embedder`,
+:class:`TokenSizer` and :func:`load_token_counter` (a model's tokenizer alone, to size chunks),
 :func:`resolve_model`, :func:`vector_keys`, :class:`ModelSpec`, ``PRESETS``, ``DEFAULT_MODEL``
 and ``AUTO``.
 """
@@ -14,7 +15,27 @@ import numpy as np
 
 from codesearch.embedding.models import AUTO, DEFAULT_MODEL, PRESETS, ModelSpec, resolve_model, vector_keys
 
-__all__ = ["AUTO", "DEFAULT_MODEL", "PRESETS", "Embedder", "ModelSpec", "load_embedder", "resolve_model", "vector_keys"]
+__all__ = [
+    "AUTO",
+    "DEFAULT_MODEL",
+    "PRESETS",
+    "Embedder",
+    "ModelSpec",
+    "TokenSizer",
+    "load_embedder",
+    "load_token_counter",
+    "resolve_model",
+    "vector_keys",
+]
+
+
+class TokenSizer(Protocol):
+    """What sizing chunks needs: exact token counts and the model's input limit."""
+
+    spec: ModelSpec
+    max_tokens: int
+
+    def count_tokens(self, texts: Sequence[str], special: bool = True) -> list[int]: ...
 
 
 class Embedder(Protocol):
@@ -48,3 +69,11 @@ def load_embedder(
     from codesearch.embedding.transformer import TransformerEmbedder
 
     return TransformerEmbedder(spec, device=device, dtype=dtype, batch_tokens=batch_tokens)
+
+
+def load_token_counter(model: str | ModelSpec | None = None) -> TokenSizer:
+    """The tokenizer of ``model`` without its weights (see :func:`load_embedder` for names)."""
+    spec = model if isinstance(model, ModelSpec) else resolve_model(model)
+    from codesearch.embedding.transformer import TokenCounter
+
+    return TokenCounter(spec)

@@ -19,11 +19,12 @@ Inputs longer than the model's maximum are truncated, counted and logged, never 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -103,10 +104,48 @@ def flash_attention_available(device: str) -> bool:
 
 
 def cpu_threads() -> int:
+    """The cores this process may use: ``OMP_NUM_THREADS`` when set (Ray sets it to a worker's
+    CPUs), else the CPU affinity."""
+    with contextlib.suppress(KeyError, ValueError):
+        return max(1, int(os.environ["OMP_NUM_THREADS"]))
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS
         return os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def _load_errors(spec: ModelSpec) -> Iterator[None]:
+    """A checkpoint or tokenizer that cannot be loaded → :class:`UnknownModelError`, one line."""
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        hint = " (offline: HF_HUB_OFFLINE is set)" if hub_offline() else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UnknownModelError(f"cannot load model {spec.name!r} from {spec.source}{hint}: {first}") from exc
+
+
+class TokenCounter:
+    """A model's tokenizer without its weights: exact token counts and the input limit. Sizes
+    chunks where the model is not loaded (a cluster's chunking tasks) exactly as the embedder."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        with _load_errors(spec):
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                spec.source,
+                revision=spec.revision_for_hub,
+                local_files_only=spec.is_local or hub_offline(),
+                trust_remote_code=False,
+            )
+        self.max_tokens = min(spec.max_tokens, int(getattr(self.tokenizer, "model_max_length", spec.max_tokens)))
+
+    def count_tokens(self, texts: Sequence[str], special: bool = True) -> list[int]:
+        """Exact token counts (one tokenizer call for the whole list)."""
+        if not texts:
+            return []
+        enc = self.tokenizer(list(texts), add_special_tokens=special, truncation=False, verbose=False)
+        return [len(ids) for ids in enc["input_ids"]]
 
 
 class TransformerEmbedder:
@@ -130,15 +169,10 @@ class TransformerEmbedder:
         if self.device == "cpu":
             torch.set_num_threads(cpu_threads())
         local_only = spec.is_local or hub_offline()
-        try:
-            self.tokenizer = AutoTokenizer.from_pretrained(
-                spec.source, revision=spec.revision_for_hub, local_files_only=local_only, trust_remote_code=False
-            )
+        with _load_errors(spec):
+            self.tokens = TokenCounter(spec)
+            self.tokenizer = self.tokens.tokenizer
             self.model = self._load_model(spec, local_only)
-        except (OSError, ValueError) as exc:
-            hint = " (offline: HF_HUB_OFFLINE is set)" if hub_offline() else ""
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UnknownModelError(f"cannot load model {spec.name!r} from {spec.source}{hint}: {first}") from exc
         self.model.eval()
         if self.dtype == "int8":
             with warnings.catch_warnings():  # torch deprecates the qint8 tensor API it still runs on
@@ -151,7 +185,7 @@ class TransformerEmbedder:
         # other architectures under flash-attention 2 run padded batches (it unpads inside each layer)
         self.packing = packing or ("flash" if self.attention == "flash_attention_2" and is_modernbert else None)
         self.dimension = int(self.model.config.hidden_size)
-        self.max_tokens = min(spec.max_tokens, int(getattr(self.tokenizer, "model_max_length", spec.max_tokens)))
+        self.max_tokens = self.tokens.max_tokens
         log.info(
             "embedding model %s (%s) on %s, %s, %s attention%s, dim %d, max %d tokens",
             spec.name,
@@ -193,11 +227,7 @@ class TransformerEmbedder:
         return self.embed_queries([text])[0]
 
     def count_tokens(self, texts: Sequence[str], special: bool = True) -> list[int]:
-        """Exact token counts (one tokenizer call for the whole list)."""
-        if not texts:
-            return []
-        enc = self.tokenizer(list(texts), add_special_tokens=special, truncation=False, verbose=False)
-        return [len(ids) for ids in enc["input_ids"]]
+        return self.tokens.count_tokens(texts, special)
 
     # -- batching --------------------------------------------------------------------------
     def _embed(self, texts: list[str]) -> np.ndarray:

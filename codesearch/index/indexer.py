@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codesearch.chunking import Chunk, chunk_file
-from codesearch.embedding import Embedder, load_embedder, resolve_model
+from codesearch.embedding import Embedder, TokenSizer, load_embedder, resolve_model
 from codesearch.errors import ModelMismatchError, UsageError
 from codesearch.files import DEFAULT_MAX_FILE_BYTES, SkipStats, SourceFile, check_path, load, walk
 from codesearch.index.priority import dense_order
@@ -57,6 +57,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 256
+
+
+def chunk_source(sizer: TokenSizer, rel: str, text: str, language: str) -> list[Chunk]:
+    """Chunks sized for a model, lines counted with its own tokenizer (an embedder, or its
+    tokenizer alone where the model is not loaded)."""
+    budget = min(sizer.spec.chunk_tokens, sizer.max_tokens)
+    return chunk_file(rel, text, language, budget, count_lines=lambda lines: sizer.count_tokens(lines, special=False))
 
 
 @dataclass
@@ -166,6 +173,7 @@ class Indexer:
         stats.files_skipped = self.skips.total
         stats.truncated = self._embedder.truncated if self._embedder is not None else 0
         stats.seconds = round(time.perf_counter() - started, 3)
+        stats.write_seconds = round(stats.write_seconds, 3)
         store.write_meta(updated=time.time(), files=stats.files, chunks=stats.chunks, last_run=stats.as_dict())
         if paths is None and dense and not self.skips_dense.total:
             self._write_snapshot(store)
@@ -360,8 +368,25 @@ class Indexer:
         if missing and embed:
             computed = embedder.embed_documents([texts[i] for i in missing])
             fresh = {keys[i]: computed[row] for row, i in enumerate(missing)}
+            started = time.perf_counter()
             store.cache_vectors(fresh)  # before the chunk rows: a crash in between loses nothing
+            stats.write_seconds += time.perf_counter() - started
             vectors.update(fresh)
+        self._commit(store, pending, keys, vectors, missing, stats, progress, embed)
+
+    def _commit(
+        self,
+        store: Store,
+        pending: list[tuple[FileRecord, list[Chunk]]],
+        keys: list[str],
+        vectors: dict[str, np.ndarray],
+        missing: list[int],
+        stats: IndexStats,
+        progress: Progress,
+        embed: bool,
+    ) -> None:
+        """Write the chunk rows and file records of ``pending`` (vectors of ``keys`` where there
+        are some; ``missing``: rows whose vector was not cached before this batch)."""
         reused = len(keys) - len(missing)
         zero = np.zeros(store.dimension, dtype=np.float32)
         rows: list[dict[str, Any]] = []
@@ -391,7 +416,9 @@ class Indexer:
             dense = all(row["embedded"] for row in rows[first:])
             ids = tuple(row["id"] for row in rows[first:])
             records.append(FileRecord(**{**record.__dict__, "chunks": len(chunks), "dense": dense, "chunk_ids": ids}))
+        started = time.perf_counter()
         store.replace_files(records, rows)
+        stats.write_seconds += time.perf_counter() - started
         self._wrote = True
         if not embed and not self._lexical_ready:  # the first commit: words find it from now on
             store.ensure_lexical_index()
@@ -416,14 +443,8 @@ class Indexer:
         self.on_progress(progress)
 
     # -- model and store ------------------------------------------------------------------------
-    @staticmethod
-    def _line_counter(embedder: Embedder) -> Callable[[list[str]], list[int]]:
-        return lambda lines: embedder.count_tokens(lines, special=False)
-
     def _chunk(self, embedder: Embedder, rel: str, text: str, language: str) -> list[Chunk]:
-        """Chunks sized for this embedder, lines counted with its own tokenizer."""
-        budget = min(embedder.spec.chunk_tokens, embedder.max_tokens)
-        return chunk_file(rel, text, language, budget, count_lines=self._line_counter(embedder))
+        return chunk_source(embedder, rel, text, language)
 
     def _open_store(self) -> Store:
         from codesearch.store import Store  # lancedb: a no-change run never gets here

@@ -48,6 +48,8 @@ class IndexStats:
     truncated: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
     index_dir: str = ""
+    engine: str = "local"  # or "ray"
+    write_seconds: float = 0.0  # spent committing vectors and rows (the single writer's share)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -270,6 +270,10 @@ class Store:
     def count_cached(self) -> int:
         return self.vectors.count_rows()
 
+    def cached_keys(self) -> set[str]:
+        """Every vector key in the cache (a cluster's workers skip these texts)."""
+        return set(_scan(self.vectors, ["key"]).column("key").to_pylist())
+
     def prune_cache(self, keep: int | None = None) -> int:
         """Drop the oldest cached vectors no chunk uses, down to ``keep`` entries (default:
         twice the live chunks plus ``CACHE_SLACK``). Returns how many were dropped."""

@@ -1,0 +1,322 @@
+"""Batch indexing on a Ray cluster (``codesearch index --engine ray``; extra ``distributed``).
+
+The driver plans as the local engine does (walk the tree, compare it with the catalog), then
+runs a Ray Data pipeline over the files to (re)index:
+
+    file list → read and chunk (CPU tasks: the model's tokenizer only, so chunks are sized
+    exactly as the local engine sizes them) → embed (an actor pool: the model loaded once per
+    actor, on a GPU when the actor has one; texts whose vector key is in the cache are skipped)
+    → back to the driver
+
+The driver is the only writer. It commits whole files in batches in the local engine's order
+(vectors into the content-hash cache, then the chunk rows, then the catalog records), so no two
+processes ever write one table (two ``merge_insert`` writers would duplicate rows), a killed
+worker is retried by Ray, and a killed driver loses only the batches in flight: re-running
+skips every committed file and embeds no text whose vector is cached. Chunk ids, rows and
+vectors are the local engine's, because the chunking and embedding code is the same.
+
+A local cluster (no ``--ray-address``) binds 127.0.0.1 and has no dashboard.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from codesearch.chunking import Chunk
+from codesearch.embedding import ModelSpec, load_embedder, load_token_counter, resolve_model
+from codesearch.errors import UsageError
+from codesearch.files import SkipStats, SourceFile, load
+from codesearch.index.indexer import BATCH_CHUNKS, Indexer, Plan, chunk_source
+from codesearch.index.runs import IndexStats, Progress
+from codesearch.store import FileRecord
+
+if TYPE_CHECKING:
+    from codesearch.store import Store
+
+log = logging.getLogger(__name__)
+
+LOCAL_NODE_IP = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class ClusterOptions:
+    address: str | None = None  # a running cluster ("auto", "ray://host:10001"); None: start one here
+    workers: int | None = None  # embedding actors; default: one per GPU / gpus_per_worker, else per 1 CPU
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    files_per_task: int = 32  # files per read-and-chunk task and per embedding call
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise UsageError("--engine ray needs Ray: pip install 'codesearch[distributed]'") from exc
+    return ray
+
+
+def local_cpus(options: ClusterOptions) -> int:
+    """Logical CPUs of a local cluster: the machine's, and always one more than the embedding
+    workers take, so the read-and-chunk tasks can run beside them (else Ray Data waits forever)."""
+    workers = options.workers or max(1, (os.cpu_count() or 1) - 1)
+    return max(os.cpu_count() or 1, int(workers * options.cpus_per_worker + 0.999) + 1)
+
+
+@contextlib.contextmanager
+def ray_session(options: ClusterOptions) -> Iterator[Any]:
+    """Connect to ``options.address``, or start a local cluster on loopback (and stop it after)."""
+    ray = _ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    env = {"LANCEDB_LOG": "error", "TOKENIZERS_PARALLELISM": "false"}
+    env.update({k: v for k, v in os.environ.items() if k.startswith(("HF_", "CODESEARCH_"))})
+    kwargs: dict[str, Any] = dict(
+        runtime_env={"env_vars": env}, log_to_driver=False, logging_level=logging.WARNING, configure_logging=False
+    )
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its notes on progress bars and block counts
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
+    if options.address:
+        ray.init(address=options.address, **kwargs)
+    else:
+        ray.init(_node_ip_address=LOCAL_NODE_IP, include_dashboard=False, num_cpus=local_cpus(options), **kwargs)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the CLI shows its own progress
+    context.print_on_execution_start = False
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@functools.lru_cache(maxsize=2)
+def _token_counter(spec: ModelSpec) -> Any:
+    return load_token_counter(spec)  # once per worker process, reused by its later tasks
+
+
+def read_and_chunk(batch: dict[str, np.ndarray], root: str, spec: ModelSpec, max_file_bytes: int) -> dict[str, list]:
+    """Ray task: load and chunk a batch of files (one output row per file)."""
+    sizer = _token_counter(spec)
+    out: dict[str, list] = {name: [] for name in ("rel", "status", "reason", "size", "mtime_ns", "file_hash")}
+    out.update(language=[], chunks=[], keys=[])
+    for rel, size, mtime_ns, language, old_hash in zip(
+        batch["rel"], batch["size"], batch["mtime_ns"], batch["language"], batch["old_hash"], strict=True
+    ):
+        source = SourceFile(str(rel), Path(root) / str(rel), int(size), int(mtime_ns), str(language))
+        skips = SkipStats()
+        loaded = load(source, skips, max_file_bytes)
+        chunks: list[Chunk] = []
+        status, reason = "chunked", ""
+        if loaded is None:
+            status, reason = "skipped", skips.last
+        elif loaded.content_hash == old_hash:
+            status = "same"  # touched (new mtime), same bytes: the catalog keeps its rows
+        else:
+            chunks = chunk_source(sizer, source.rel, loaded.text, source.language)
+        out["rel"].append(source.rel)
+        out["status"].append(status)
+        out["reason"].append(reason)
+        out["size"].append(loaded.size if loaded else source.size)
+        out["mtime_ns"].append(loaded.mtime_ns if loaded else source.mtime_ns)
+        out["file_hash"].append(loaded.content_hash if loaded else "")
+        out["language"].append(source.language)
+        out["chunks"].append(chunks)
+        out["keys"].append(spec.document_keys([chunk.embedding_text() for chunk in chunks]))
+    return out
+
+
+class EmbedWorker:
+    """Ray actor: the model, loaded once; embeds the texts of a batch whose keys are not cached."""
+
+    def __init__(self, spec: ModelSpec, device: str | None, dtype: str | None, cached: Any) -> None:
+        self.embedder = load_embedder(spec, device=device, dtype=dtype)
+        self.cached: set[str] = _ray().get(cached) if not isinstance(cached, set) else cached
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
+        todo: dict[str, str] = {}
+        for chunks, keys in zip(batch["chunks"], batch["keys"], strict=True):
+            for chunk, key in zip(chunks, keys, strict=True):
+                if key not in self.cached and key not in todo:
+                    todo[key] = chunk.embedding_text()
+        vectors = self.embedder.embed_documents(list(todo.values())) if todo else np.zeros((0, 0), np.float32)
+        index = {key: row for row, key in enumerate(todo)}
+        fresh_keys: list[list[str]] = []
+        fresh_vectors: list[np.ndarray] = []
+        for keys in batch["keys"]:
+            mine = [key for key in dict.fromkeys(keys) if key in index]
+            index_rows = [index.pop(key) for key in mine]  # each key goes back once
+            fresh_keys.append(mine)
+            fresh_vectors.append(vectors[index_rows] if index_rows else np.zeros((0, 0), np.float32))
+        return {**batch, "fresh_keys": fresh_keys, "fresh_vectors": fresh_vectors}
+
+
+class RayIndexer(Indexer):
+    """The local engine's plan and writes, with reading, chunking and embedding on Ray."""
+
+    def __init__(self, root: Path, index_dir: Path, *, cluster: ClusterOptions | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("device", None)
+        super().__init__(root, index_dir, **kwargs)
+        self.cluster = cluster or ClusterOptions()
+        self._worker_device = self.device
+        self.device = "cpu"  # the driver's model (a new index's dimension) stays off the GPUs
+
+    def _run(self, dense: bool, paths: Any) -> IndexStats:
+        with ray_session(self.cluster):
+            stats = super()._run(dense, paths)
+        stats.engine = "ray"
+        return stats
+
+    # the whole work of both local passes happens in one cluster pass
+    def _lexical_pass(self, store: Store, plan: Plan, stats: IndexStats, progress: Progress) -> None:
+        self._cluster_pass(store, plan.changed, plan.catalog, stats, progress)
+
+    def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress) -> int:
+        """Files a local run left without vectors (its lexical pass), through the same pipeline."""
+        todo = store.file_catalog(where="dense = false")
+        if todo:
+            sources = [self._source(record) for record in todo.values()]
+            progress.files_total, progress.files_done = len(sources), 0
+            self._cluster_pass(store, sources, {}, stats, progress)
+        return len(todo)
+
+    def _spec(self, store: Store) -> ModelSpec:
+        """The index's model, resolved on the driver without loading it (the workers do)."""
+        if self._embedder is not None:
+            return self._embedder.spec
+        return resolve_model(self.model or str(store.meta.get("model_name")))
+
+    def _cluster_pass(
+        self,
+        store: Store,
+        sources: list[SourceFile],
+        catalog: dict[str, FileRecord],
+        stats: IndexStats,
+        progress: Progress,
+    ) -> None:
+        if not sources:
+            return
+        ray = _ray()
+        spec = self._spec(store)
+        progress.phase = "embedding"
+        self._report(progress)
+        options = self.cluster
+        workers = options.workers or self._default_workers(ray)
+        items = [
+            dict(
+                rel=s.rel,
+                size=s.size,
+                mtime_ns=s.mtime_ns,
+                language=s.language,
+                old_hash=catalog[s.rel].file_hash if s.rel in catalog else "",
+            )
+            for s in sources
+        ]
+        per_task = max(1, options.files_per_task)
+        blocks = max(1, -(-len(items) // per_task))
+        cached = ray.put(store.cached_keys())
+        ds = ray.data.from_items(items, override_num_blocks=blocks)
+        ds = ds.map_batches(
+            read_and_chunk,
+            fn_kwargs=dict(root=str(self.root), spec=spec, max_file_bytes=self.max_file_bytes),
+            batch_size=per_task,
+            num_cpus=1,
+        )
+        ds = ds.map_batches(
+            EmbedWorker,
+            fn_constructor_kwargs=dict(spec=spec, device=self._worker_device, dtype=self.dtype, cached=cached),
+            batch_size=per_task,
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=options.cpus_per_worker,  # Ray Data restarts a lost actor and retries its batch
+            **({"num_gpus": options.gpus_per_worker} if options.gpus_per_worker else {}),
+        )
+        log.info("ray: %d files, %d embedding workers", len(items), workers)
+        self._drain(store, ds.iter_rows(), catalog, stats, progress)
+
+    def _default_workers(self, ray: Any) -> int:
+        """One per GPU share; without GPUs, one per CPU share but one (left to the chunking tasks)."""
+        resources = ray.cluster_resources()
+        if self.cluster.gpus_per_worker:
+            return max(1, int(resources.get("GPU", 0) // self.cluster.gpus_per_worker))
+        return max(1, int((resources.get("CPU", 1) - 1) // max(self.cluster.cpus_per_worker, 1)))
+
+    def _drain(
+        self,
+        store: Store,
+        rows: Iterator[dict[str, Any]],
+        catalog: dict[str, FileRecord],
+        stats: IndexStats,
+        progress: Progress,
+    ) -> None:
+        """The single writer: commit the pipeline's files in batches of about BATCH_CHUNKS."""
+        pending: list[tuple[FileRecord, list[Chunk]]] = []
+        keys: list[str] = []
+        fresh: dict[str, np.ndarray] = {}
+        touched: list[FileRecord] = []
+        for row in rows:
+            rel, status = str(row["rel"]), str(row["status"])
+            if status == "skipped":
+                self.skips.skip(str(row["reason"]), rel)
+                self._load_skipped[rel] = [int(row["size"]), int(row["mtime_ns"]), str(row["reason"])]
+                if rel in catalog:
+                    store.delete_files([rel])  # it became binary, huge or unreadable
+                    self._wrote = True
+                progress.files_done += 1
+                continue
+            record = FileRecord(
+                rel, int(row["size"]), int(row["mtime_ns"]), str(row["file_hash"]), str(row["language"]), 0
+            )
+            old = catalog.get(rel)
+            if status == "same" and old is not None:
+                fields = {**record.__dict__, "chunks": old.chunks, "dense": old.dense, "chunk_ids": old.chunk_ids}
+                touched.append(FileRecord(**fields))
+                stats.files_unchanged += 1
+                progress.files_done += 1
+                continue
+            chunks = list(row["chunks"])
+            pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
+            keys.extend(row["keys"])
+            fresh.update(zip(row["fresh_keys"], row["fresh_vectors"], strict=True))
+            stats.files_changed += 1
+            if len(keys) >= BATCH_CHUNKS:
+                self._commit_batch(store, pending, keys, fresh, stats, progress)
+                pending, keys, fresh = [], [], {}
+        if pending:
+            self._commit_batch(store, pending, keys, fresh, stats, progress)
+        if touched:
+            store.touch_files(touched)
+            self._wrote = True
+            self._report(progress)
+
+    def _commit_batch(
+        self,
+        store: Store,
+        pending: list[tuple[FileRecord, list[Chunk]]],
+        keys: list[str],
+        fresh: dict[str, np.ndarray],
+        stats: IndexStats,
+        progress: Progress,
+    ) -> None:
+        """Vectors first (keys another batch already cached are not added twice), then rows."""
+        started = time.perf_counter()
+        vectors = store.cached_vectors(keys)
+        new = {key: np.asarray(vector, dtype=np.float32) for key, vector in fresh.items() if key not in vectors}
+        store.cache_vectors(new)
+        stats.write_seconds += time.perf_counter() - started
+        vectors.update(new)
+        first: dict[str, int] = {}
+        for i, key in enumerate(keys):
+            first.setdefault(key, i)
+        missing = [first[key] for key in new]
+        self._commit(store, pending, keys, vectors, missing, stats, progress, embed=True)
