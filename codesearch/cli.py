@@ -25,6 +25,7 @@ from codesearch import __version__
 from codesearch.config import default_index_dir, find_index_dir
 from codesearch.errors import CodesearchError, IndexNotFoundError, UsageError
 from codesearch.files import DEFAULT_MAX_FILE_BYTES, SKIP_REASONS
+from codesearch.store.layout import IndexDir, Remote, index_location
 
 if TYPE_CHECKING:
     from codesearch.index import IndexStats
@@ -39,7 +40,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--index-dir", type=Path, help="index folder (default: per-user data folder keyed by PATH)")
+        p.add_argument(
+            "--index-dir",
+            help="index folder, or an object-store URI LanceDB accepts (s3://, gs://, az://, file://) "
+            "(default: per-user data folder keyed by PATH)",
+        )
+        p.add_argument(
+            "--storage-option",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="LanceDB storage option of a URI --index-dir (repeatable; AWS_* etc. are read from the environment)",
+        )
         p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p_index = sub.add_parser("index", help="index a folder (only changed files are re-embedded)")
@@ -175,9 +187,31 @@ def _root(path: Path) -> Path:
     return path.resolve()
 
 
-def _existing_index(args: argparse.Namespace) -> Path:
+def _index_dir(args: argparse.Namespace, root: Path | None = None, local: str = "") -> IndexDir:
+    """``--index-dir`` (a folder or a URI, with ``--storage-option``s), else the default folder
+    of ``root``. ``local``: the command that needs a local folder (it refuses a URI)."""
+    options = []
+    for item in args.storage_option:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--storage-option takes KEY=VALUE, not {item!r}")
+        options.append((key.strip(), value))
+    if args.index_dir is None:
+        if options:
+            raise UsageError("--storage-option needs a URI --index-dir")
+        assert root is not None
+        return default_index_dir(root)
+    location = index_location(args.index_dir, options)
+    if isinstance(location, Remote) and local:
+        raise UsageError(f"{local} needs a local --index-dir folder, not {location}")
+    if not isinstance(location, Remote) and options:
+        raise UsageError("--storage-option needs a URI --index-dir")
+    return location
+
+
+def _existing_index(args: argparse.Namespace) -> IndexDir:
     if args.index_dir is not None:
-        return Path(args.index_dir)
+        return _index_dir(args)
     root = _root(args.path)
     found = find_index_dir(root)
     if found is None:
@@ -206,7 +240,7 @@ def cmd_index(args: argparse.Namespace, err: Console) -> int:
     from codesearch.index import Indexer
 
     root = _root(args.path)
-    index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(root)
+    index_dir = _index_dir(args, root)
     show = err.is_terminal and not args.json
     with _IndexProgress(err, enabled=show) as progress:
         kwargs = dict(on_progress=progress.update, **_indexing_kwargs(args))
@@ -288,7 +322,8 @@ def cmd_watch(args: argparse.Namespace, err: Console) -> int:
     from codesearch.index.watcher import Watcher
 
     root = _root(args.path)
-    index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(root)
+    index_dir = _index_dir(args, root, local="watch")
+    assert isinstance(index_dir, Path)  # a URI was refused
     out = Console(highlight=False, soft_wrap=True)
 
     def report(stats: IndexStats) -> None:
@@ -365,7 +400,7 @@ def cmd_status(args: argparse.Namespace, err: Console) -> int:
         print(json.dumps(status))
         return 0
     out = Console(highlight=False, soft_wrap=True)
-    size = status["size_bytes"] / (1024 * 1024)
+    size = "remote" if status["size_bytes"] is None else f"{status['size_bytes'] / (1024 * 1024):.1f} MiB"
     dense = status["chunks_embedded"] / status["chunks"] if status["chunks"] else 1.0
     running = status["running"]
     if running:
@@ -376,7 +411,7 @@ def cmd_status(args: argparse.Namespace, err: Console) -> int:
         f"dense: {status['chunks_embedded']}, {dense:.0%})\n"
         f"model    {status['model']} ({status['model_id']}, "
         f"{status['dimension']}-d)\n         {status['model_reason'] or 'chosen by an older codesearch'}\n"
-        f"cache    {status['cached_vectors']} vectors\nsize     {size:.1f} MiB\nupdated  {status['updated']}"
+        f"cache    {status['cached_vectors']} vectors\nsize     {size}\nupdated  {status['updated']}"
     )
     return 0
 

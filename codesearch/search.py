@@ -11,14 +11,13 @@ import textwrap
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from codesearch.embedding import Embedder, load_embedder, resolve_model
 from codesearch.errors import ModelMismatchError, UsageError
-from codesearch.store import Hit, fuse, glob_filter, sql_in
+from codesearch.store import Hit, IndexDir, fuse, glob_filter, sql_in
 
 MODES = ("hybrid", "dense", "lexical")
 SNIPPET_LINES = 6
@@ -53,7 +52,7 @@ class Searcher:
 
     def __init__(
         self,
-        index_dir: Path,
+        index_dir: IndexDir,
         *,
         model: str | None = None,
         embedder: Embedder | None = None,
@@ -159,7 +158,7 @@ class Searcher:
         return " AND ".join(f"({c})" for c in clauses) or None
 
 
-def index_status(index_dir: Path) -> dict[str, Any]:
+def index_status(index_dir: IndexDir) -> dict[str, Any]:
     """What an index holds: root, files, chunks, model, size on disk, last update, and the
     progress of the run writing it now (``running``; ``None`` when none is)."""
     from codesearch.index.runs import read_progress

@@ -51,6 +51,8 @@ _DTYPES = ("auto", "float32", "bfloat16", "int8")
 
 def _check(name: str, value: Any) -> tuple[Any, str]:
     """(the value to use, '' or what is wrong with it)."""
+    if name == "index_dir" and isinstance(value, str) and "://" in value:
+        return None, "a local folder (the server watches its index; object-store URIs are for codesearch index)"
     if name in ("index_dir", "model", "device"):
         if value is None or (isinstance(value, str) and value.strip()):
             return value, ""

@@ -114,6 +114,10 @@ def test_status(indexed) -> None:  # type: ignore[no-untyped-def]
         (["search", "x", "{root}", "--path", "!"], 2, "invalid path glob"),
         (["search", "x", "{root}", "-k", "0"], 2, "k must be at least 1"),
         (["index", "{root}", "--model", "some-org/not-here"], 4, "--rebuild"),
+        (["watch", "{root}", "--index-dir", "file://{empty}/idx"], 2, "watch needs a local --index-dir"),
+        (["index", "{root}", "--storage-option", "region=x"], 2, "--storage-option needs a URI"),
+        (["index", "{root}", "--index-dir", "s3://b/i", "--storage-option", "novalue"], 2, "KEY=VALUE"),
+        (["search", "x", "--index-dir", "file://{empty}/none"], 3, "no index at file://"),
     ],
 )
 def test_errors_are_one_line_with_exit_codes(indexed, tmp_path: Path, args: list[str], code: int, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -156,3 +160,27 @@ def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
     assert "indexing" in text and "files" in text and "embedded/s" in text  # the live bar
     assert "Indexed 13 files" in text  # the summary
     assert "Model: auto: no ModernBERT weights" in text  # a new index says which model, and why
+
+
+def test_an_object_store_uri_index(tmp_path: Path) -> None:
+    """``--index-dir`` takes a URI LanceDB accepts; ``file://`` runs the same code as ``s3://``."""
+    root = tmp_path / "project"
+    write_samples(root)
+    home = tmp_path / "home"
+    uri = f"file://{tmp_path}/remote index"
+    first = codesearch("index", str(root), "--index-dir", uri, "--json", env_home=home)
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["chunks_embedded"] > 0
+    assert sorted(p.name for p in (tmp_path / "remote index").iterdir()) == [
+        "chunks.lance",
+        "files.lance",
+        "meta.lance",  # the meta is a table there: no meta.json, snapshot, progress file or lock
+        "vectors.lance",
+    ]
+    again = json.loads(codesearch("index", str(root), "--index-dir", uri, "--json", env_home=home).stdout)
+    assert again["chunks_embedded"] == 0 and again["files_unchanged"] == again["files"]
+    found = codesearch("search", "parse header links", "--index-dir", uri, "--json", env_home=home)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)[0]["symbol"] == "parse_header_links"
+    status = json.loads(codesearch("status", "--index-dir", uri, "--json", env_home=home).stdout)
+    assert status["files"] == again["files"] and status["size_bytes"] is None and status["running"] is None

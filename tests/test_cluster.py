@@ -44,7 +44,7 @@ pytestmark = [
 ]
 
 
-def ray_index(root: Path, index_dir: Path, *extra: str) -> list[str]:
+def ray_index(root: Path, index_dir: Path | str, *extra: str) -> list[str]:
     assert ISOLATED is not None, "CI must be able to run Ray in a private network namespace (unshare -n)"
     return [
         *ISOLATED,
@@ -64,7 +64,7 @@ def ray_index(root: Path, index_dir: Path, *extra: str) -> list[str]:
     ]
 
 
-def run_ray(root: Path, index_dir: Path, *extra: str) -> dict[str, Any]:
+def run_ray(root: Path, index_dir: Path | str, *extra: str) -> dict[str, Any]:
     done = subprocess.run(ray_index(root, index_dir, *extra), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -92,11 +92,11 @@ def write_tree(root: Path, files: int = 40, functions: int = 6) -> None:
     (root / "blob.py").write_bytes(b"\x00\x01binary\x00" * 100)  # NUL bytes: skipped at load
 
 
-def contents(index_dir: Path) -> tuple[dict[str, tuple[str, tuple[str, ...]]], dict[str, np.ndarray], int]:
+def contents(index_dir: Path | str) -> tuple[dict[str, tuple[str, tuple[str, ...]]], dict[str, np.ndarray], int]:
     """(catalog: path → (content hash, chunk ids), chunk id → vector, chunk rows)."""
-    from codesearch.store import Store
+    from codesearch.store import Store, index_location
 
-    store = Store.open(index_dir)
+    store = Store.open(index_location(index_dir))
     catalog = {path: (r.file_hash, tuple(r.chunk_ids)) for path, r in store.file_catalog().items()}
     table = store.chunks.to_arrow()
     ids = table.column("id").to_pylist()
@@ -111,14 +111,15 @@ def local_index(root: Path, index_dir: Path) -> None:
     Indexer(root, index_dir, dtype="float32").run()
 
 
-def test_ray_engine_writes_what_the_local_engine_writes(tmp_path: Path) -> None:
+def test_ray_engine_writes_what_the_local_engine_writes_to_an_object_store_uri(tmp_path: Path) -> None:
     root = tmp_path / "tree"
     write_tree(root)
     local_index(root, tmp_path / "local")
-    stats = run_ray(root, tmp_path / "ray")
+    remote = f"file://{tmp_path}/ray-index"  # an object-store URI, as a cluster would write to s3://
+    stats = run_ray(root, remote)
 
     local_catalog, local_vectors, local_rows = contents(tmp_path / "local")
-    ray_catalog, ray_vectors, ray_rows = contents(tmp_path / "ray")
+    ray_catalog, ray_vectors, ray_rows = contents(remote)
     assert ray_catalog == local_catalog  # same files, hashes and chunk ids, in order
     assert set(ray_vectors) == set(local_vectors) and ray_rows == local_rows == len(local_vectors)
     for chunk_id, vector in local_vectors.items():
@@ -129,14 +130,14 @@ def test_ray_engine_writes_what_the_local_engine_writes(tmp_path: Path) -> None:
     assert stats["chunks_embedded"] < ray_rows
 
     # a second run: nothing to do; then an edit, a deletion and a new file
-    assert run_ray(root, tmp_path / "ray")["chunks_embedded"] == 0
+    assert run_ray(root, remote)["chunks_embedded"] == 0
     (root / "pkg1" / "stage_1.py").write_text('def changed() -> int:\n    """Now different."""\n    return 1\n')
     (root / "pkg2" / "stage_2.py").unlink()
     (root / "new.py").write_text("def brand_new(x):\n    return x - 1\n")
-    again = run_ray(root, tmp_path / "ray")
+    again = run_ray(root, remote)
     assert again["files_changed"] == 2 and again["files_deleted"] == 1 and again["chunks_embedded"] == 2
     local_index(root, tmp_path / "local")
-    assert contents(tmp_path / "ray")[0] == contents(tmp_path / "local")[0]
+    assert contents(remote)[0] == contents(tmp_path / "local")[0]
 
 
 def _wait_for_commits(index_dir: Path, proc: subprocess.Popen[str], at_least: int) -> int:

@@ -23,6 +23,8 @@ def test_options_default_and_check_each_value() -> None:
     assert bad == InitOptions()  # every bad value falls back to its default
     assert len(bad.problems) == 6 and any("unknown option 'colour'" in p for p in bad.problems)
     assert parse(["not", "an", "object"]).problems
+    remote = parse({"indexDir": "s3://bucket/idx"})
+    assert remote.index_dir is None and "local folder" in remote.problems[0]
 
 
 def test_ranges_between_one_based_lines_and_lsp_positions() -> None:

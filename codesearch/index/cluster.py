@@ -39,7 +39,7 @@ from codesearch.errors import UsageError
 from codesearch.files import SkipStats, SourceFile, load
 from codesearch.index.indexer import BATCH_CHUNKS, Indexer, Plan, chunk_source
 from codesearch.index.runs import IndexStats, Progress
-from codesearch.store import FileRecord
+from codesearch.store import FileRecord, IndexDir
 
 if TYPE_CHECKING:
     from codesearch.store import Store
@@ -165,7 +165,9 @@ class EmbedWorker:
 class RayIndexer(Indexer):
     """The local engine's plan and writes, with reading, chunking and embedding on Ray."""
 
-    def __init__(self, root: Path, index_dir: Path, *, cluster: ClusterOptions | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, root: Path, index_dir: IndexDir, *, cluster: ClusterOptions | None = None, **kwargs: Any
+    ) -> None:
         kwargs.setdefault("device", None)
         super().__init__(root, index_dir, **kwargs)
         self.cluster = cluster or ClusterOptions()

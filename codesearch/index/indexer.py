@@ -43,6 +43,7 @@ from codesearch.index.runs import LOCK_FILE, IndexStats, Progress, ProgressFile,
 from codesearch.store import (
     FORMAT_VERSION,
     FileRecord,
+    IndexDir,
     Snapshot,
     chunk_id,
     lexical_terms,
@@ -80,7 +81,7 @@ class Indexer:
     def __init__(
         self,
         root: Path,
-        index_dir: Path,
+        index_dir: IndexDir,
         *,
         model: str | None = None,
         embedder: Embedder | None = None,
@@ -222,6 +223,10 @@ class Indexer:
         write_snapshot(self.index_dir, Snapshot(str(self.root), self._options(), files, self._load_skipped))
 
     # -- planning -----------------------------------------------------------------------------
+    def _local_index_dirs(self) -> tuple[Path, ...]:
+        """The index folder, when it lies in the tree, is never indexed itself."""
+        return (self.index_dir,) if isinstance(self.index_dir, Path) else ()
+
     def _walk(self) -> list[SourceFile]:
         return list(
             walk(
@@ -229,7 +234,7 @@ class Indexer:
                 stats=self.skips,
                 max_file_bytes=self.max_file_bytes,
                 extra_ignores=self.extra_ignores,
-                exclude_dirs=(self.index_dir,),
+                exclude_dirs=self._local_index_dirs(),
             )
         )
 
@@ -262,7 +267,7 @@ class Indexer:
                 rel,
                 max_file_bytes=self.max_file_bytes,
                 extra_ignores=self.extra_ignores,
-                exclude_dirs=(self.index_dir,),
+                exclude_dirs=self._local_index_dirs(),
             )
             record = catalog.get(rel)
             if source is None:
@@ -453,7 +458,7 @@ class Indexer:
         if upgrade:  # same model, new layout: rebuilt from the files, computed vectors kept
             log.warning("the index at %s was written by an older codesearch; rebuilding it", self.index_dir)
             with contextlib.suppress(OSError, ValueError):
-                self.model = self.model or read_meta(self.index_dir).get("model_name")
+                self.model = self.model or Store.read_meta(self.index_dir).get("model_name")
             self.rebuild = True
         if Store.exists(self.index_dir) and self.rebuild:
             log.info("rebuilding the index at %s", self.index_dir)

@@ -19,11 +19,10 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from codesearch.errors import IndexLockedError
-from codesearch.store.layout import write_json
+from codesearch.store.layout import IndexDir, Remote, write_json
 
 PROGRESS = "progress.json"
 LOCK_FILE = "writer.lock"
@@ -72,14 +71,14 @@ class Progress:
 class ProgressFile:
     """Mirrors a run's :class:`Progress` into ``progress.json`` (throttled)."""
 
-    def __init__(self, index_dir: Path) -> None:
-        self.path = index_dir / PROGRESS
+    def __init__(self, index_dir: IndexDir) -> None:
+        self.path = None if isinstance(index_dir, Remote) else index_dir / PROGRESS  # local only
         self._written = 0.0
         self._phase = ""
 
     def update(self, progress: Progress) -> None:
         now = time.monotonic()
-        if progress.phase == self._phase and now - self._written < WRITE_EVERY_S:
+        if self.path is None or (progress.phase == self._phase and now - self._written < WRITE_EVERY_S):
             return
         self._written, self._phase = now, progress.phase
         with contextlib.suppress(OSError):  # progress is a courtesy; it never fails a run
@@ -87,12 +86,16 @@ class ProgressFile:
 
     def clear(self) -> None:
         self._phase = ""
-        with contextlib.suppress(OSError):
-            self.path.unlink(missing_ok=True)
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink(missing_ok=True)
 
 
-def read_progress(index_dir: Path) -> dict[str, Any] | None:
-    """The progress of the run writing this index now, or ``None`` when none is running."""
+def read_progress(index_dir: IndexDir) -> dict[str, Any] | None:
+    """The progress of the run writing this index now, or ``None`` when none is running (or
+    the index is remote: progress files are local)."""
+    if isinstance(index_dir, Remote):
+        return None
     try:
         data = json.loads((index_dir / PROGRESS).read_text(encoding="utf-8"))
         pid = int(data["pid"])
@@ -109,8 +112,12 @@ def read_progress(index_dir: Path) -> dict[str, Any] | None:
 
 
 @contextlib.contextmanager
-def writer_lock(index_dir: Path) -> Iterator[None]:
-    """One writer per index: a second ``index`` on the same folder fails with a clear message."""
+def writer_lock(index_dir: IndexDir) -> Iterator[None]:
+    """One writer per index: a second ``index`` on the same folder fails with a clear message.
+    An object store has no lock: there, running one writer at a time is the caller's job."""
+    if isinstance(index_dir, Remote):
+        yield
+        return
     index_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with open(index_dir / LOCK_FILE, "a+") as handle:
         try:

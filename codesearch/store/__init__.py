@@ -1,7 +1,8 @@
 """Store: the only package that imports lancedb.
 
 Public: from ``store.layout`` (plain files, no lancedb): :data:`FORMAT_VERSION`,
-:class:`Snapshot`, :func:`read_meta`, :func:`read_snapshot`, :func:`write_snapshot`,
+:class:`Snapshot`, :data:`IndexDir`, :class:`Remote`, :func:`index_location`, :func:`read_meta`,
+:func:`read_snapshot`, :func:`write_snapshot`,
 :func:`clear_snapshot`; :class:`Store` (``store.lance``, imported on first use: lancedb takes a second to
 import, and a no-change re-index never needs it), and from ``store.rows``: :class:`FileRecord`,
 :class:`Hit`, :func:`chunk_id`, :func:`fuse`, :func:`glob_filter`, :func:`sql_in`, :func:`sql_str`,
@@ -12,7 +13,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from codesearch.store.layout import FORMAT_VERSION, Snapshot, clear_snapshot, read_meta, read_snapshot, write_snapshot
+from codesearch.store.layout import (
+    FORMAT_VERSION,
+    IndexDir,
+    Remote,
+    Snapshot,
+    clear_snapshot,
+    index_location,
+    read_meta,
+    read_snapshot,
+    write_snapshot,
+)
 from codesearch.store.rows import (
     FileRecord,
     Hit,
@@ -41,12 +52,15 @@ __all__ = [
     "FORMAT_VERSION",
     "FileRecord",
     "Hit",
+    "IndexDir",
+    "Remote",
     "Snapshot",
     "Store",
     "chunk_id",
     "clear_snapshot",
     "fuse",
     "glob_filter",
+    "index_location",
     "lexical_terms",
     "read_meta",
     "read_snapshot",

@@ -12,6 +12,7 @@ fusion is ``rows.fuse``.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -30,12 +31,13 @@ import pyarrow as pa
 from lancedb.index import FTS
 
 from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
-from codesearch.store.layout import FORMAT_VERSION, META, clear_snapshot, read_meta, write_json
+from codesearch.store.layout import FORMAT_VERSION, META, IndexDir, Remote, clear_snapshot, read_meta, write_json
 from codesearch.store.rows import FileRecord, Hit, lexical_terms, sql_in
 
 CHUNKS = "chunks"
 FILES = "files"
 VECTORS = "vectors"
+META_TABLE = "meta"  # a remote index's meta.json: one row, the JSON text
 CACHE_SLACK = 20_000  # cached vectors kept beyond twice the live chunks
 READ_CONSISTENCY_S = 0.5
 VERSION_GRACE_S = 600  # old table versions are deleted by compaction only after this long
@@ -92,11 +94,10 @@ _HIT_COLUMNS = ["path", "start_line", "end_line", "symbol", "kind", "language", 
 class Store:
     """An index folder. ``Store.create`` makes one; ``Store.open`` reads an existing one."""
 
-    def __init__(self, directory: Path, meta: dict[str, Any]) -> None:
+    def __init__(self, directory: IndexDir, meta: dict[str, Any]) -> None:
         self.directory = directory
         self.meta = meta
-        # a long-lived reader (the language server, a watcher's searcher) sees new commits this soon
-        self._db = lancedb.connect(str(directory), read_consistency_interval=timedelta(seconds=READ_CONSISTENCY_S))
+        self._db = _connect(directory)
         self.dimension = int(meta["dimension"])
         names = set(self._db.list_tables().tables)
         self.chunks = (
@@ -116,36 +117,64 @@ class Store:
 
     # -- lifecycle ----------------------------------------------------------------------------
     @staticmethod
-    def exists(directory: Path) -> bool:
+    def exists(directory: IndexDir) -> bool:
+        if isinstance(directory, Remote):
+            return META_TABLE in _connect(directory).list_tables().tables
         return (directory / META).is_file()
 
     @staticmethod
-    def clear(directory: Path, keep: Collection[str] = (), keep_cache: bool = False) -> None:
+    def read_meta(directory: IndexDir) -> dict[str, Any]:
+        """The index's meta (``meta.json``, or a remote index's meta table)."""
+        if not isinstance(directory, Remote):
+            return read_meta(directory)
+        try:
+            text = _connect(directory).open_table(META_TABLE).to_arrow().column("json")[0].as_py()
+        except (IndexError, KeyError) as exc:
+            raise ValueError(f"{directory} has an empty meta table") from exc
+        meta = json.loads(text)
+        if not isinstance(meta, dict):
+            raise ValueError(f"the meta of {directory} is not a JSON object")
+        return meta
+
+    @staticmethod
+    def clear(directory: IndexDir, keep: Collection[str] = (), keep_cache: bool = False) -> None:
         """Empty an index folder for a rebuild, except the files named in ``keep`` and, with
         ``keep_cache``, the embedding cache (its keys name the model, so it stays valid)."""
+        if isinstance(directory, Remote):
+            db = _connect(directory)
+            for name in db.list_tables().tables:
+                if not (keep_cache and name == VECTORS):
+                    db.drop_table(name)
+            return
         kept = {*keep, f"{VECTORS}.lance"} if keep_cache else set(keep)
         for child in directory.iterdir():
             if child.name not in kept:
                 shutil.rmtree(child) if child.is_dir() else child.unlink()
 
     @staticmethod
-    def outdated(directory: Path) -> bool:
+    def outdated(directory: IndexDir) -> bool:
         """An index written by an older codesearch (re-indexing rebuilds it)."""
         try:
-            meta = read_meta(directory)
-        except (OSError, ValueError):
+            meta = Store.read_meta(directory)
+        except (OSError, ValueError, RuntimeError):
             return False
         return isinstance(meta.get("format"), int) and meta["format"] < FORMAT_VERSION
 
     @classmethod
-    def open(cls, directory: Path, model_id: str | None = None, dimension: int | None = None) -> Store:
-        if not cls.exists(directory):
+    def open(cls, directory: IndexDir, model_id: str | None = None, dimension: int | None = None) -> Store:
+        try:
+            found = cls.exists(directory)
+        except (OSError, ValueError, RuntimeError) as exc:  # an object store that cannot be reached
+            reason = " ".join(str(exc).split())
+            reason = reason if len(reason) <= 300 else reason[:300] + "…"
+            raise IndexNotFoundError(f"cannot reach the index at {directory}: {reason}") from exc
+        if not found:
             raise IndexNotFoundError(f"no index at {directory}")
         try:
-            meta = read_meta(directory)
-        except (OSError, ValueError) as exc:
+            meta = cls.read_meta(directory)
+        except (OSError, ValueError, RuntimeError) as exc:
             raise IndexCorruptError(
-                f"cannot read {directory / META}: {exc}; re-create it with codesearch index"
+                f"cannot read the meta of {directory}: {exc}; re-create it with codesearch index"
             ) from exc
         if meta.get("format") != FORMAT_VERSION:
             raise IndexCorruptError(
@@ -168,7 +197,7 @@ class Store:
     @classmethod
     def create(
         cls,
-        directory: Path,
+        directory: IndexDir,
         *,
         root: str,
         model_name: str,
@@ -177,7 +206,8 @@ class Store:
         dimension: int,
         model_reason: str = "",
     ) -> Store:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if isinstance(directory, Path):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         now = time.time()
         meta = dict(
             format=FORMAT_VERSION,
@@ -196,6 +226,10 @@ class Store:
 
     def write_meta(self, **updates: Any) -> None:
         self.meta.update(updates)
+        if isinstance(self.directory, Remote):  # one object put: readers see the old row or the new
+            data = pa.table({"json": [json.dumps(self.meta, sort_keys=True)]})
+            self._db.create_table(META_TABLE, data, mode="overwrite")
+            return
         write_json(self.directory / META, self.meta, indent=2)
 
     # -- catalog ------------------------------------------------------------------------------
@@ -226,7 +260,10 @@ class Store:
         """Chunks with their vector (the rest await the dense pass)."""
         return self.chunks.count_rows("embedded = true")
 
-    def size_bytes(self) -> int:
+    def size_bytes(self) -> int | None:
+        """Bytes on disk (``None`` for a remote index: listing an object store is not worth it)."""
+        if isinstance(self.directory, Remote):
+            return None
         total = 0
         for dirpath, _dirs, names in os.walk(self.directory):
             for name in names:
@@ -369,6 +406,15 @@ class Store:
             return []
         top = max(float(r["_score"]) for r in rows) or 1.0
         return [_hit(r, float(r["_score"]) / top) for r in rows]
+
+
+def _connect(directory: IndexDir) -> Any:
+    # a long-lived reader (the language server, a watcher's searcher) sees new commits this soon
+    consistency = timedelta(seconds=READ_CONSISTENCY_S)
+    if isinstance(directory, Remote):
+        options = dict(directory.storage_options) or None
+        return lancedb.connect(directory.uri, storage_options=options, read_consistency_interval=consistency)
+    return lancedb.connect(str(directory), read_consistency_interval=consistency)
 
 
 def _scan(table: Any, columns: list[str], where: str | None = None) -> pa.Table:

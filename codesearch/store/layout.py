@@ -1,5 +1,10 @@
 """The index folder's plain files, readable without lancedb: ``meta.json``, the on-disk format
-version, and the stat snapshot.
+version, and the stat snapshot; and where an index lives (:data:`IndexDir`).
+
+An index lives in a local folder (a ``Path``), or at an object-store URI that LanceDB accepts
+(:class:`Remote`: ``s3://``, ``gs://``, ``az://``, ``file://``...). A remote index keeps its meta
+in a table (``store.lance``), and has no snapshot, progress file or lock: those are local
+conveniences, and one writer at a time is the caller's job there (a Ray driver is one).
 
 The **stat snapshot** (``snapshot.json``) is what a complete, fully embedded run saw: the size
 and mtime of every indexed file, and of every file it walked but skipped (binary, minified...)
@@ -14,17 +19,49 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 FORMAT_VERSION = 4  # 2: vector keys and the ``vectors`` cache; 3: ``embedded``/``dense``; 4: chunk ids
 META = "meta.json"
 SNAPSHOT = "snapshot.json"
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
-def read_meta(directory: Path) -> dict[str, Any]:
-    """``meta.json`` as a dict; raises ``OSError`` or ``ValueError`` when missing or unreadable."""
+@dataclass(frozen=True)
+class Remote:
+    """An index at an object-store URI, with LanceDB ``storage_options`` (credentials, endpoint,
+    region... ; the usual environment variables such as ``AWS_*`` are read too)."""
+
+    uri: str
+    storage_options: tuple[tuple[str, str], ...] = ()
+
+    def __str__(self) -> str:
+        return self.uri
+
+    @property
+    def name(self) -> str:
+        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+IndexDir: TypeAlias = Path | Remote
+
+
+def index_location(text: str | Path, storage_options: Iterable[tuple[str, str]] = ()) -> IndexDir:
+    """A local folder, or a :class:`Remote` for ``scheme://...``."""
+    if _URI.match(str(text)):
+        return Remote(str(text), tuple(sorted(storage_options)))
+    return Path(text).expanduser()
+
+
+def read_meta(directory: IndexDir) -> dict[str, Any]:
+    """``meta.json`` as a dict; raises ``OSError`` or ``ValueError`` when missing or unreadable
+    (a remote index's meta is a table: ``Store.read_meta``)."""
+    if isinstance(directory, Remote):
+        raise OSError(f"{directory} is remote: its meta is read with Store.read_meta")
     meta = json.loads((directory / META).read_text(encoding="utf-8"))
     if not isinstance(meta, dict):
         raise ValueError(f"{directory / META} is not a JSON object")
@@ -55,8 +92,10 @@ class Snapshot:
         return found
 
 
-def read_snapshot(directory: Path) -> Snapshot | None:
+def read_snapshot(directory: IndexDir) -> Snapshot | None:
     """The snapshot, or ``None`` when there is none or it is unreadable or of another format."""
+    if isinstance(directory, Remote):
+        return None
     try:
         data = json.loads((directory / SNAPSHOT).read_text(encoding="utf-8"))
         if data.get("format") != FORMAT_VERSION:
@@ -66,12 +105,16 @@ def read_snapshot(directory: Path) -> Snapshot | None:
         return None
 
 
-def write_snapshot(directory: Path, snapshot: Snapshot) -> None:
+def write_snapshot(directory: IndexDir, snapshot: Snapshot) -> None:
+    if isinstance(directory, Remote):
+        return
     data = dict(format=FORMAT_VERSION, **snapshot.__dict__)
     write_json(directory / SNAPSHOT, data)
 
 
-def clear_snapshot(directory: Path) -> None:
+def clear_snapshot(directory: IndexDir) -> None:
     """Called before every table write: from then on the snapshot could be stale."""
+    if isinstance(directory, Remote):
+        return
     with contextlib.suppress(FileNotFoundError):
         (directory / SNAPSHOT).unlink()
