@@ -129,6 +129,13 @@ def indexing_options(p: argparse.ArgumentParser) -> None:
         help=f"skip larger files (default: {DEFAULT_MAX_FILE_BYTES})",
     )
     p.add_argument(
+        "--secrets",
+        choices=["redact", "skip", "off"],
+        default="redact",
+        help="secrets in files: redact them before indexing (default), skip such files, or off; "
+        "secret-bearing files (.env, keys, credential stores) are left out unless off",
+    )
+    p.add_argument(
         "--ignore",
         action="append",
         default=[],
@@ -231,6 +238,7 @@ def _indexing_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         dtype=args.dtype,
         max_file_bytes=args.max_file_size,
         extra_ignores=tuple(args.ignore),
+        secrets=args.secrets,
         rebuild=args.rebuild,
     )
 
@@ -271,6 +279,8 @@ def cmd_index(args: argparse.Namespace, err: Console) -> int:
     if stats.files_skipped:
         reasons = ", ".join(f"{n} {SKIP_REASONS.get(r, r)}" for r, n in stats.skipped.items())
         out.print(f"Skipped {stats.files_skipped} files: {reasons}.")
+    if stats.secrets_redacted:
+        out.print(f"Redacted {stats.secrets_redacted} secrets (keys, tokens) before indexing.")
     if stats.truncated:
         out.print(f"{stats.truncated} chunks were longer than the model's input and were truncated.")
     out.print(f"Index: {index_dir}")
@@ -413,6 +423,12 @@ def cmd_status(args: argparse.Namespace, err: Console) -> int:
         f"{status['dimension']}-d)\n         {status['model_reason'] or 'chosen by an older codesearch'}\n"
         f"cache    {status['cached_vectors']} vectors\nsize     {size}\nupdated  {status['updated']}"
     )
+    held = status["secrets"]
+    if held["files"] or held["chunks_redacted"]:
+        out.print(
+            f"secrets  held back: {held['files']} secret-bearing files left out, "
+            f"{held['chunks_redacted']} chunks with secrets redacted"
+        )
     return 0
 
 

@@ -182,4 +182,8 @@ def index_status(index_dir: IndexDir) -> dict[str, Any]:
         updated=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(updated)) if updated else None,
         last_run=meta.get("last_run"),
         running=read_progress(index_dir),
+        secrets=dict(  # held back from the index (the files: as of the last full walk)
+            files=int(((meta.get("last_run") or {}).get("skipped") or {}).get("secret", 0)),
+            chunks_redacted=store.count_redacted(),
+        ),
     )

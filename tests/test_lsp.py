@@ -170,7 +170,12 @@ async def test_custom_requests_and_their_commands(workspace: Path) -> None:
         (workspace / "pkg" / "late.py").write_text("def compute_invoice_total(lines):\n    return sum(lines)\n")
         assert (await request(client, "codesearch/reindex", {}))["folders"] == [str(workspace.resolve())]
         await until(lambda: len(ended(client)) == 2)  # a new background run with its own progress
-        found = await request(client, "codesearch/search", {"query": "compute invoice total", "k": 1})
+        deadline = time.monotonic() + 30  # the searcher sees a commit within READ_CONSISTENCY_S (longer on a busy CI)
+        while True:
+            found = await request(client, "codesearch/search", {"query": "compute invoice total", "k": 1})
+            if found[0]["symbol"] == "compute_invoice_total" or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
         assert found[0]["symbol"] == "compute_invoice_total"
         again = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="codesearch.status"))
         assert plain(again)["folders"][0]["index"]["files"] == 16

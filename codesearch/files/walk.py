@@ -19,6 +19,7 @@ from pathlib import Path
 
 from codesearch.files.ignore import IgnoreRules
 from codesearch.files.languages import detect_language
+from codesearch.files.secrets import is_secret_file, redact
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ SKIP_REASONS = {
     "symlink_outside": "symlinks pointing outside the root",
     "symlink_loop": "symlink loops or repeated folders",
     "not_regular": "special files (sockets, pipes, devices)",
+    "secret": "secret-bearing files (keys, .env, credential stores; with --secrets skip, files with secrets)",
 }
 
 
@@ -90,6 +92,7 @@ def walk(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     extra_ignores: tuple[str, ...] = (),
     exclude_dirs: tuple[Path, ...] = (),
+    secrets: str = "redact",
 ) -> Iterator[SourceFile]:
     """Yield indexable files under ``root`` in a stable (sorted) order.
 
@@ -108,7 +111,7 @@ def walk(
         stats.skip("unreadable", ".", str(exc))
         return
     seen_dirs.add((st.st_dev, st.st_ino))
-    yield from _walk_dir(root, root, "", rules, stats, max_file_bytes, seen_dirs, excluded)
+    yield from _walk_dir(root, root, "", rules, stats, max_file_bytes, seen_dirs, excluded, secrets != "off")
 
 
 def _walk_dir(
@@ -120,6 +123,7 @@ def _walk_dir(
     max_file_bytes: int,
     seen_dirs: set[tuple[int, int]],
     excluded: set[str],
+    skip_secret_files: bool = True,
 ) -> Iterator[SourceFile]:
     try:
         with os.scandir(directory) as it:
@@ -160,10 +164,15 @@ def _walk_dir(
                 continue
             seen_dirs.add(key)
             child_rules = rules.child(Path(entry.path), rel)
-            yield from _walk_dir(root, Path(entry.path), rel, child_rules, stats, max_file_bytes, seen_dirs, excluded)
+            yield from _walk_dir(
+                root, Path(entry.path), rel, child_rules, stats, max_file_bytes, seen_dirs, excluded, skip_secret_files
+            )
             continue
         if not stat.S_ISREG(st.st_mode):
             stats.skip("not_regular", rel)
+            continue
+        if skip_secret_files and is_secret_file(rel):
+            stats.skip("secret", rel)
             continue
         language = detect_language(rel)
         if language is None:
@@ -197,16 +206,20 @@ class LoadedFile:
     content_hash: str
     size: int
     mtime_ns: int
+    secrets: int = 0  # secrets redacted from ``text``
 
 
 def content_hash(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def load(source: SourceFile, stats: SkipStats, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> LoadedFile | None:
+def load(
+    source: SourceFile, stats: SkipStats, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES, secrets: str = "redact"
+) -> LoadedFile | None:
     """Read and decode a candidate, or count why it is skipped and return None.
 
-    Invalid UTF-8 is decoded with replacement characters, never rejected.
+    Invalid UTF-8 is decoded with replacement characters, never rejected. Secrets in the text
+    are redacted (``secrets="redact"``), make the file skipped (``"skip"``), or stay (``"off"``).
     """
     try:
         with open(source.path, "rb") as fh:
@@ -233,7 +246,15 @@ def load(source: SourceFile, stats: SkipStats, max_file_bytes: int = DEFAULT_MAX
     if looks_minified(text):
         stats.skip("minified", source.rel)
         return None
-    return LoadedFile(text=text, content_hash=content_hash(data), size=len(data), mtime_ns=st.st_mtime_ns)
+    found = 0
+    if secrets != "off":
+        text, found = redact(text)
+        if found and secrets == "skip":
+            stats.skip("secret", source.rel)
+            return None
+    return LoadedFile(
+        text=text, content_hash=content_hash(data), size=len(data), mtime_ns=st.st_mtime_ns, secrets=found
+    )
 
 
 def looks_minified(text: str) -> bool:
@@ -250,6 +271,7 @@ def check_path(
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     extra_ignores: tuple[str, ...] = (),
     exclude_dirs: tuple[Path, ...] = (),
+    secrets: str = "redact",
 ) -> SourceFile | None:
     """The :class:`SourceFile` a walk of ``root`` would yield for posix path ``rel``, or None
     (missing, ignored by any rule on its way down, not indexable). For a watcher's few paths."""
@@ -270,6 +292,8 @@ def check_path(
     except OSError:
         return None
     if rules.is_ignored(rel, False) or not stat.S_ISREG(st.st_mode) or not _inside(root, path):
+        return None
+    if secrets != "off" and is_secret_file(rel):
         return None
     language = detect_language(rel)
     if language is None or st.st_size > max_file_bytes:

@@ -106,17 +106,19 @@ def _token_counter(spec: ModelSpec) -> Any:
     return load_token_counter(spec)  # once per worker process, reused by its later tasks
 
 
-def read_and_chunk(batch: dict[str, np.ndarray], root: str, spec: ModelSpec, max_file_bytes: int) -> dict[str, list]:
+def read_and_chunk(
+    batch: dict[str, np.ndarray], root: str, spec: ModelSpec, max_file_bytes: int, secrets: str = "redact"
+) -> dict[str, list]:
     """Ray task: load and chunk a batch of files (one output row per file)."""
     sizer = _token_counter(spec)
     out: dict[str, list] = {name: [] for name in ("rel", "status", "reason", "size", "mtime_ns", "file_hash")}
-    out.update(language=[], chunks=[], keys=[])
+    out.update(language=[], chunks=[], keys=[], secrets=[])
     for rel, size, mtime_ns, language, old_hash in zip(
         batch["rel"], batch["size"], batch["mtime_ns"], batch["language"], batch["old_hash"], strict=True
     ):
         source = SourceFile(str(rel), Path(root) / str(rel), int(size), int(mtime_ns), str(language))
         skips = SkipStats()
-        loaded = load(source, skips, max_file_bytes)
+        loaded = load(source, skips, max_file_bytes, secrets)
         chunks: list[Chunk] = []
         status, reason = "chunked", ""
         if loaded is None:
@@ -133,6 +135,7 @@ def read_and_chunk(batch: dict[str, np.ndarray], root: str, spec: ModelSpec, max
         out["file_hash"].append(loaded.content_hash if loaded else "")
         out["language"].append(source.language)
         out["chunks"].append(chunks)
+        out["secrets"].append(loaded.secrets if loaded and status == "chunked" else 0)
         out["keys"].append(spec.document_keys([chunk.embedding_text() for chunk in chunks]))
     return out
 
@@ -231,7 +234,7 @@ class RayIndexer(Indexer):
         ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(
             read_and_chunk,
-            fn_kwargs=dict(root=str(self.root), spec=spec, max_file_bytes=self.max_file_bytes),
+            fn_kwargs=dict(root=str(self.root), spec=spec, max_file_bytes=self.max_file_bytes, secrets=self.secrets),
             batch_size=per_task,
             num_cpus=1,
         )
@@ -291,6 +294,7 @@ class RayIndexer(Indexer):
             keys.extend(row["keys"])
             fresh.update(zip(row["fresh_keys"], row["fresh_vectors"], strict=True))
             stats.files_changed += 1
+            stats.secrets_redacted += int(row["secrets"])
             if len(keys) >= BATCH_CHUNKS:
                 self._commit_batch(store, pending, keys, fresh, stats, progress)
                 pending, keys, fresh = [], [], {}

@@ -37,7 +37,7 @@ import numpy as np
 from codesearch.chunking import Chunk, chunk_file
 from codesearch.embedding import Embedder, TokenSizer, load_embedder, resolve_model
 from codesearch.errors import ModelMismatchError, UsageError
-from codesearch.files import DEFAULT_MAX_FILE_BYTES, SkipStats, SourceFile, check_path, load, walk
+from codesearch.files import DEFAULT_MAX_FILE_BYTES, SECRET_POLICIES, SkipStats, SourceFile, check_path, load, walk
 from codesearch.index.priority import dense_order
 from codesearch.index.runs import LOCK_FILE, IndexStats, Progress, ProgressFile, writer_lock
 from codesearch.store import (
@@ -89,6 +89,7 @@ class Indexer:
         dtype: str | None = None,
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         extra_ignores: tuple[str, ...] = (),
+        secrets: str = "redact",
         rebuild: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         on_lexical_done: Callable[[IndexStats], None] | None = None,
@@ -104,6 +105,9 @@ class Indexer:
         self.dtype = dtype
         self.max_file_bytes = max_file_bytes
         self.extra_ignores = extra_ignores
+        if secrets not in SECRET_POLICIES:
+            raise UsageError(f"secrets must be one of {', '.join(SECRET_POLICIES)}, not {secrets!r}")
+        self.secrets = secrets
         self.rebuild = rebuild
         self._rebuild_asked = rebuild  # ``--rebuild`` (maybe for a new model) drops the vector cache too
         self.on_progress = on_progress or (lambda progress: None)
@@ -183,7 +187,7 @@ class Indexer:
     # -- the no-change fast path --------------------------------------------------------------
     def _options(self) -> str:
         """What decides which files are indexed, besides the tree itself."""
-        return json.dumps([str(self.root), self.max_file_bytes, sorted(self.extra_ignores)])
+        return json.dumps([str(self.root), self.max_file_bytes, sorted(self.extra_ignores), self.secrets])
 
     def _unchanged(self, walked: list[SourceFile], dense: bool) -> IndexStats | None:
         """The stats of a run with nothing to do, when the walk found exactly the stats of
@@ -235,6 +239,7 @@ class Indexer:
                 max_file_bytes=self.max_file_bytes,
                 extra_ignores=self.extra_ignores,
                 exclude_dirs=self._local_index_dirs(),
+                secrets=self.secrets,
             )
         )
 
@@ -268,6 +273,7 @@ class Indexer:
                 max_file_bytes=self.max_file_bytes,
                 extra_ignores=self.extra_ignores,
                 exclude_dirs=self._local_index_dirs(),
+                secrets=self.secrets,
             )
             record = catalog.get(rel)
             if source is None:
@@ -288,7 +294,7 @@ class Indexer:
         pending_chunks = 0
         touched: list[FileRecord] = []
         for source in plan.changed:
-            loaded = load(source, self.skips, self.max_file_bytes)
+            loaded = load(source, self.skips, self.max_file_bytes, self.secrets)
             if loaded is None:
                 self._load_skipped[source.rel] = [source.size, source.mtime_ns, self.skips.last]
                 if source.rel in catalog:
@@ -308,6 +314,7 @@ class Indexer:
                 progress.files_done += 1
                 continue
             embedder = self._embedder_for(store)
+            stats.secrets_redacted += loaded.secrets
             chunks = self._chunk(embedder, source.rel, loaded.text, source.language)
             pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
             pending_chunks += len(chunks)
@@ -335,7 +342,7 @@ class Indexer:
         pending: list[tuple[FileRecord, list[Chunk]]] = []
         pending_chunks = 0
         for record in todo:
-            loaded = load(self._source(record), self.skips_dense, self.max_file_bytes)
+            loaded = load(self._source(record), self.skips_dense, self.max_file_bytes, self.secrets)
             if loaded is None or loaded.content_hash != record.file_hash:
                 progress.files_done += 1
                 continue

@@ -45,6 +45,7 @@ class IndexStats:
     model: str = ""
     model_reason: str = ""  # why this index uses its model (``auto`` says what it found)
     truncated: int = 0
+    secrets_redacted: int = 0  # secrets replaced by «redacted KIND» in the files read this run
     skipped: dict[str, int] = field(default_factory=dict)
     index_dir: str = ""
     engine: str = "local"  # or "ray"

@@ -31,8 +31,9 @@ import pyarrow as pa
 from lancedb.index import FTS
 
 from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
+from codesearch.files.secrets import MARK as REDACTED_MARK
 from codesearch.store.layout import FORMAT_VERSION, META, IndexDir, Remote, clear_snapshot, read_meta, write_json
-from codesearch.store.rows import FileRecord, Hit, lexical_terms, sql_in
+from codesearch.store.rows import FileRecord, Hit, lexical_terms, sql_in, sql_str
 
 CHUNKS = "chunks"
 FILES = "files"
@@ -259,6 +260,10 @@ class Store:
     def count_embedded(self) -> int:
         """Chunks with their vector (the rest await the dense pass)."""
         return self.chunks.count_rows("embedded = true")
+
+    def count_redacted(self) -> int:
+        """Chunks whose text had a secret replaced by ``«redacted KIND»``."""
+        return self.chunks.count_rows(f"text LIKE {sql_str('%' + REDACTED_MARK + '%')}")
 
     def size_bytes(self) -> int | None:
         """Bytes on disk (``None`` for a remote index: listing an object store is not worth it)."""
