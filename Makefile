@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 export LANCEDB_LOG := error
 
-.PHONY: install editor-tools extension-tools test test-python test-fast test-extension vsix lint format typecheck bench bench-index bench-models
+.PHONY: install editor-tools extension-tools fuzz test test-python test-fast test-extension vsix lint format typecheck bench bench-index bench-models
 EXT := vscode-extension
 # CI=1 (set by .ci/run): a missing editor or npm fails the tests that need them instead of skipping.
 NEED = if [ -n "$$CI" ]; then echo "error: $(1) is missing" >&2; exit 1; else echo "note: $(1) is missing; skipping $(2)"; exit 0; fi
@@ -40,6 +40,9 @@ vsix:  ## $(EXT)/codesearch.vsix, offline
 test-extension:  ## the extension: unit tests, the .vsix, and the UI test in code-server (screenshots in $(EXT)/test-results/)
 	@command -v npm >/dev/null || { $(call NEED,npm,the VS Code extension tests); }; \
 	cd $(EXT) && npm test && npm run compile && npm run package && npm run test:ui
+
+fuzz:  ## a long, random fuzz campaign (CI runs a short, fixed one in make test)
+	CODESEARCH_FUZZ_EXAMPLES=3000 CODESEARCH_FUZZ_RANDOM=1 $(PYTHON) -m pytest -q tests/test_fuzz.py
 
 test-fast:  ## skip tests that load the model
 	$(PYTHON) -m pytest -q -m "not slow"

@@ -48,3 +48,10 @@ class IndexLockedError(CodesearchError):
     """Another process is writing the index (one writer per index; readers are welcome)."""
 
     exit_code = 7
+
+
+class StorageFullError(CodesearchError):
+    """The disk (or quota) of the index ran out while writing. Nothing committed is lost: the
+    next run, with space, resumes where this one stopped."""
+
+    exit_code = 8

@@ -154,7 +154,8 @@ def _wait_for_commits(index_dir: Path, proc: subprocess.Popen[str], at_least: in
     raise AssertionError("no commit within 300 s")
 
 
-def test_a_killed_driver_resumes_without_embedding_anything_twice(tmp_path: Path) -> None:
+def start_midway(tmp_path: Path) -> tuple[Path, Path, subprocess.Popen[str]]:
+    """A Ray run over an 80-file tree, in its own session, once its first batch is committed."""
     root = tmp_path / "tree"
     write_tree(root, files=80)
     index_dir = tmp_path / "ray"
@@ -167,9 +168,16 @@ def test_a_killed_driver_resumes_without_embedding_anything_twice(tmp_path: Path
     )
     try:
         _wait_for_commits(index_dir, proc, at_least=1)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local cluster it started
-        proc.communicate(timeout=60)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    return root, index_dir, proc
+
+
+def test_a_killed_driver_resumes_without_embedding_anything_twice(tmp_path: Path) -> None:
+    root, index_dir, proc = start_midway(tmp_path)
+    os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local cluster it started
+    proc.communicate(timeout=60)
 
     from codesearch.store import Store
 
@@ -199,18 +207,8 @@ def _vkeys(index_dir: Path) -> list[str]:
 
 
 def test_a_killed_embedding_worker_is_replaced_and_the_rows_are_exact(tmp_path: Path) -> None:
-    root = tmp_path / "tree"
-    write_tree(root, files=80)
-    index_dir = tmp_path / "ray"
-    proc = subprocess.Popen(
-        ray_index(root, index_dir, "--files-per-task", "4"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    root, index_dir, proc = start_midway(tmp_path)
     try:
-        _wait_for_commits(index_dir, proc, at_least=1)
         workers = subprocess.run(["pgrep", "-s", str(proc.pid), "-f", "EmbedWorker"], capture_output=True, text=True)
         pids = [int(pid) for pid in workers.stdout.split()]
         assert pids, "no embedding worker process found"

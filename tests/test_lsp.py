@@ -238,6 +238,15 @@ async def test_errors_are_proper_json_rpc_errors(workspace: Path, tmp_path: Path
         ]
         outside = {"start": {"line": 0, "character": 0}, "end": {"line": 1, "character": 0}}
         cases.append(("codesearch/similar", {"uri": uri(tmp_path / "elsewhere.py"), "range": outside}, -32602))
+        # containment: a real file outside, named with a literal ".." and through a symlink inside
+        secret = tmp_path / "outside" / "secret.py"
+        secret.parent.mkdir()
+        secret.write_text("def secret_key():\n    return 'hunter2'\n")
+        (workspace / "escape.py").symlink_to(secret)
+        dotdot = workspace.resolve().as_uri() + "/../outside/secret.py"
+        for where in (dotdot, workspace.resolve().as_uri() + "/escape.py"):
+            cases.append(("codesearch/similar", {"uri": where, "range": outside}, -32602))
+            cases.append(("codesearch/reindex", {"uri": where}, -32602))
         for method, params, code in cases:
             with pytest.raises(JsonRpcException) as raised:
                 await request(client, method, params)

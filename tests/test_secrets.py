@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -133,7 +134,10 @@ def test_no_secret_reaches_the_index_and_status_says_what_was_held_back(tmp_path
     human = codesearch("status", "--index-dir", str(index_dir), home=tmp_path).stdout
     assert "held back: 2 secret-bearing files left out, 2 chunks with secrets redacted" in human
 
-    skipped = codesearch(
-        "index", str(root), "--index-dir", str(tmp_path / "skip"), "--secrets", "skip", "--json", home=tmp_path
-    )
+    skipped = codesearch("index", str(root), "--secrets", "skip", "--json", home=tmp_path)  # default location
     assert json.loads(skipped.stdout)["skipped"] == {"secret": 4}  # the two files with secrets too
+
+    # index folders are user-only, given or default
+    (default,) = (tmp_path / "indexes").iterdir()
+    for folder in (index_dir, default):
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder

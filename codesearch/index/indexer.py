@@ -24,6 +24,7 @@ The vocabulary, written down once:
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import time
@@ -36,7 +37,7 @@ import numpy as np
 
 from codesearch.chunking import Chunk, chunk_file
 from codesearch.embedding import Embedder, TokenSizer, load_embedder, resolve_model
-from codesearch.errors import ModelMismatchError, UsageError
+from codesearch.errors import ModelMismatchError, StorageFullError, UsageError
 from codesearch.files import DEFAULT_MAX_FILE_BYTES, SECRET_POLICIES, SkipStats, SourceFile, check_path, load, walk
 from codesearch.index.priority import dense_order
 from codesearch.index.runs import LOCK_FILE, IndexStats, Progress, ProgressFile, writer_lock
@@ -58,6 +59,17 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 256
+
+
+def _disk_full(exc: BaseException) -> bool:
+    """ENOSPC or EDQUOT, raised by Python or reported in the text of a LanceDB error."""
+    while exc is not None:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 def chunk_source(sizer: TokenSizer, rel: str, text: str, language: str) -> list[Chunk]:
@@ -139,6 +151,13 @@ class Indexer:
         with contextlib.nullcontext() if locked else writer_lock(self.index_dir):
             try:
                 return self._run(dense, paths)
+            except (OSError, RuntimeError, ValueError) as exc:
+                if not _disk_full(exc):
+                    raise
+                raise StorageFullError(
+                    f"no space left writing the index at {self.index_dir}; free some space (or use another "
+                    "--index-dir) and run the same command again: it resumes where it stopped"
+                ) from exc
             finally:
                 self._progress_file.clear()
 

@@ -187,6 +187,24 @@ async function stepTo(name, fn) {
   console.log(`ui test: ok  ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 
+/** Waits until the status bar item shows the index's chunk count. */
+async function statusShowsChunks(ms) {
+  await page.waitForFunction(
+    () => [...document.querySelectorAll(".statusbar-item")].some((item) => /\d+ chunks$/.test(item.textContent.trim())),
+    null,
+    { timeout: Math.min(remaining(), ms) },
+  );
+}
+
+/** Waits until the quick input box's `property` (value, placeholder) contains `text`. */
+async function inputHas(property, text) {
+  await page.waitForFunction(
+    ([property, text]) => document.querySelector(".quick-input-widget .quick-input-box input")?.[property]?.includes(text),
+    [property, text],
+    { timeout: 15_000 },
+  );
+}
+
 /** Runs a command by its palette title. */
 async function palette(title) {
   await page.keyboard.press("F1");
@@ -208,11 +226,7 @@ try {
   const statusItem = page.locator(".statusbar-item", { hasText: "chunks" }).first();
   await stepTo("status bar shows the indexed chunk count", async () => {
     await statusItem.waitFor({ state: "visible", timeout: Math.min(remaining(), 180_000) });
-    await page.waitForFunction(
-      () => [...document.querySelectorAll(".statusbar-item")].some((item) => /\d+ chunks$/.test(item.textContent.trim())),
-      null,
-      { timeout: Math.min(remaining(), 180_000) },
-    );
+    await statusShowsChunks(180_000);
     console.log(`ui test:     status bar: ${(await statusItem.textContent()).trim()}`);
   });
 
@@ -220,11 +234,7 @@ try {
   await stepTo("Code Search: Search shows the expected result row", async () => {
     await palette("Code Search: Search");
     const input = page.locator(".quick-input-widget .quick-input-box input");
-    await page.waitForFunction(
-      () => document.querySelector(".quick-input-widget .quick-input-box input")?.placeholder?.includes("Describe"),
-      null,
-      { timeout: 15_000 },
-    );
+    await inputHas("placeholder", "Describe");
     await input.pressSequentially(QUERY, { delay: 20 });
     await row.waitFor({ state: "visible", timeout: Math.min(remaining(), 60_000) });
     const line = lineOf(path.join(workspace, EXPECTED.path), `def ${EXPECTED.symbol}`);
@@ -279,11 +289,7 @@ try {
   await stepTo("Go to Symbol in Workspace answers from the index", async () => {
     await palette("Go to Symbol in Workspace");
     const input = page.locator(".quick-input-widget .quick-input-box input");
-    await page.waitForFunction(
-      () => document.querySelector(".quick-input-widget .quick-input-box input")?.value?.startsWith("#"),
-      null,
-      { timeout: 15_000 },
-    );
+    await inputHas("value", "#");
     await input.fill(`#${SYMBOL_QUERY}`); // VS Code prefills the word under the cursor
     const symbol = page.locator(".quick-input-list .monaco-list-row", { hasText: SYMBOL_EXPECTED.name }).first();
     await symbol.waitFor({ state: "visible", timeout: Math.min(remaining(), 60_000) });
@@ -320,11 +326,7 @@ try {
     await page.screenshot({ path: path.join(artifacts, "cannot-start.png") });
     await page.locator(".monaco-editor .view-lines").first().click();
     await edit(good);
-    await page.waitForFunction(
-      () => [...document.querySelectorAll(".statusbar-item")].some((item) => /\d+ chunks$/.test(item.textContent.trim())),
-      null,
-      { timeout: Math.min(remaining(), 60_000) },
-    );
+    await statusShowsChunks(60_000);
   });
 } catch (error) {
   failed = true;
