@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from codesearch.embedding import Embedder, load_embedder, resolve_model
-from codesearch.errors import ModelMismatchError, UsageError
+from codesearch.errors import IndexCorruptError, ModelMismatchError, UsageError
 from codesearch.store import Hit, IndexDir, fuse, glob_filter, sql_in
 
 MODES = ("hybrid", "dense", "lexical")
@@ -132,12 +132,19 @@ class Searcher:
         return self._results(hits[:k])
 
     def _rank(self, text: str, vector: Callable[[], np.ndarray], k: int, mode: str, where: str | None) -> list[Hit]:
-        if mode == "lexical":
-            return self.store.lexical(text, k, where)
-        if mode == "dense":
-            return self.store.dense(vector(), k, where)
-        depth = max(50, 2 * k)  # each side's candidates for the fusion
-        return fuse([self.store.dense(vector(), depth, where), self.store.lexical(text, depth, where)], k)
+        try:
+            if mode == "lexical":
+                return self.store.lexical(text, k, where)
+            if mode == "dense":
+                return self.store.dense(vector(), k, where)
+            depth = max(50, 2 * k)  # each side's candidates for the fusion
+            return fuse([self.store.dense(vector(), depth, where), self.store.lexical(text, depth, where)], k)
+        except (OSError, RuntimeError) as exc:  # the tables' files went away or were damaged under us
+            detail = " ".join(str(exc).split())[:200]
+            raise IndexCorruptError(
+                f"cannot read the index at {self.index_dir}: it was deleted or damaged while in use ({detail}); "
+                "re-create it with codesearch index (a watcher or the language server rebuilds it by itself)"
+            ) from exc
 
     @staticmethod
     def _results(hits: list[Hit]) -> list[SearchResult]:

@@ -21,7 +21,7 @@ from typing import Any
 
 from codesearch.config import default_index_dir
 from codesearch.embedding import Embedder, load_embedder
-from codesearch.errors import CodesearchError, IndexLockedError, UsageError
+from codesearch.errors import CodesearchError, IndexCorruptError, IndexLockedError, UsageError
 from codesearch.files import DEFAULT_MAX_FILE_BYTES
 from codesearch.index import Indexer, IndexStats, Progress
 from codesearch.search import Searcher, SearchResult, index_status
@@ -175,6 +175,14 @@ class Project:
                 self._searcher = Searcher(self.index_dir, embedder=self._query_model(model))
             return self._searcher
 
+    def lost_index(self) -> None:
+        """The index went away while in use: the next query reopens it, and a watching project
+        walks the tree again, which rebuilds it."""
+        with self._lock:
+            self._searcher = None
+        if self.watching:
+            self.reindex()
+
     def partial_note(self) -> str:
         """Why results from this folder may be incomplete ('' when they are not)."""
         if self.state == "failed":
@@ -296,9 +304,18 @@ class Workspace:
             if searcher is None:
                 if project.failure is not None:
                     failures.append(project.failure)
+                else:  # not written yet, or being rebuilt
+                    answer.partial = True
+                    answer.notes.append(f"{project.root.name}: no index to search yet")
+                continue
+            try:
+                found = query(searcher)
+            except IndexCorruptError as exc:  # deleted or damaged under us: reopen and rebuild
+                project.lost_index()
+                failures.append(exc)
                 continue
             answered = True
-            answer.results.extend(Found(project.root, r) for r in query(searcher))
+            answer.results.extend(Found(project.root, r) for r in found)
             if project.state in ("starting", "indexing") or searcher.dense_coverage() < 1.0:
                 answer.partial = True
         if failures and not answered:  # nothing to search at all: say why, and what to do

@@ -1,6 +1,7 @@
-"""Faults: the disk filling up while the index is written. The run stops with a clear message
-and exit code 8, nothing committed is lost, and the next run (with space) ends with exactly
-the index a clean run writes.
+"""Faults: the disk filling up while the index is written (the run stops with a clear message
+and exit code 8, nothing committed is lost, and the next run ends with exactly the index a
+clean run writes), and the index folder deleted under a running watcher and searcher (a clear
+error, then the watcher rebuilds the whole index by itself).
 
 The small disk is a tmpfs mounted in a private mount namespace (``unshare -m``, as root, or
 ``unshare -r -m`` where user namespaces are allowed), so the test needs no privileges outside it.
@@ -13,12 +14,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 from test_crash import snapshot, write_tree
 
+from codesearch.errors import IndexCorruptError
 from codesearch.index import Indexer
+from codesearch.service import ProjectOptions, Workspace
 
 EXE = str(Path(sys.executable).with_name("codesearch"))
 
@@ -97,3 +101,46 @@ def test_a_full_disk_stops_the_run_clearly_and_the_next_run_repairs_the_index(
     index = json.loads((out / "index.json").read_text())
     assert index["files"] == clean_files
     assert [tuple(row) for row in index["rows"]] == clean_rows
+
+
+@pytest.mark.slow
+def test_an_index_deleted_under_a_watcher_gives_a_clear_error_then_is_rebuilt(
+    tmp_path: Path, tiny_modernbert: Path
+) -> None:
+    tree = tmp_path / "tree"
+    write_tree(tree)
+    index_dir = tmp_path / "index"
+    workspace = Workspace(ProjectOptions(index_dir=index_dir, model=str(tiny_modernbert)))
+    try:
+        project = workspace.add_folder(tree)
+        _wait(lambda: project.state == "ready" and project.watching, "the first index")
+        assert workspace.search("sum of the state", 3).results
+
+        # deleted while the server runs, then a file changes: the watcher's update rebuilds the
+        # whole index, not just the changed file
+        shutil.rmtree(index_dir)
+        (tree / "pkg0" / "late.py").write_text("def settle_invoice(lines):\n    return sum(lines)\n")
+        clean = tmp_path / "clean"
+        Indexer(tree, clean, model=str(tiny_modernbert)).run()
+        _wait(lambda: snapshot(index_dir) == snapshot(clean), "the whole tree in the rebuilt index")
+
+        # deleted again, then searched: a clear error, and the project rebuilds by itself
+        shutil.rmtree(index_dir)
+        with pytest.raises(IndexCorruptError, match="deleted or damaged while in use"):
+            workspace.search("sum of the state", 3)
+        _wait(lambda: snapshot(index_dir) == snapshot(clean), "the index rebuilt after the error")
+        assert workspace.search("settle invoice", 1).results[0].result.symbol == "settle_invoice"
+    finally:
+        workspace.close()
+
+
+def _wait(check, what: str, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except Exception:  # the index is being rebuilt: reads may fail meanwhile
+            pass
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)

@@ -43,6 +43,7 @@ from codesearch.index.priority import dense_order
 from codesearch.index.runs import LOCK_FILE, IndexStats, Progress, ProgressFile, writer_lock
 from codesearch.store import (
     FORMAT_VERSION,
+    META,
     FileRecord,
     IndexDir,
     Snapshot,
@@ -165,6 +166,8 @@ class Indexer:
         started = time.perf_counter()
         self._load_skipped = {}
         walked: list[SourceFile] | None = None
+        if paths is not None and isinstance(self.index_dir, Path) and not (self.index_dir / META).is_file():
+            paths = None  # the index is gone (deleted under a watcher): only a walk rebuilds all of it
         if paths is None:
             walked = self._walk()
             unchanged = self._unchanged(walked, dense)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from codesearch.store.layout import (
     FORMAT_VERSION,
+    META,
     IndexDir,
     Remote,
     Snapshot,
@@ -50,6 +51,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "FORMAT_VERSION",
+    "META",
     "FileRecord",
     "Hit",
     "IndexDir",
