@@ -15,7 +15,8 @@ worker is retried by Ray, and a killed driver loses only the batches in flight: 
 skips every committed file and embeds no text whose vector is cached. Chunk ids, rows and
 vectors are the local engine's, because the chunking and embedding code is the same.
 
-A local cluster (no ``--ray-address``) binds 127.0.0.1 and has no dashboard.
+A local cluster (no ``--ray-address``) gets node address 127.0.0.1 and no dashboard; Ray's own
+services still listen on every interface, so tests run it in a private network namespace.
 """
 
 from __future__ import annotations
