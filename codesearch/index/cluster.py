@@ -274,21 +274,16 @@ class RayIndexer(Indexer):
             rel, status = str(row["rel"]), str(row["status"])
             if status == "skipped":
                 self.skips.skip(str(row["reason"]), rel)
-                self._load_skipped[rel] = [int(row["size"]), int(row["mtime_ns"]), str(row["reason"])]
-                if rel in catalog:
-                    store.delete_files([rel])  # it became binary, huge or unreadable
-                    self._wrote = True
-                progress.files_done += 1
+                self._left_out(
+                    store, catalog, rel, [int(row["size"]), int(row["mtime_ns"]), str(row["reason"])], progress
+                )
                 continue
             record = FileRecord(
                 rel, int(row["size"]), int(row["mtime_ns"]), str(row["file_hash"]), str(row["language"]), 0
             )
             old = catalog.get(rel)
             if status == "same" and old is not None:
-                fields = {**record.__dict__, "chunks": old.chunks, "dense": old.dense, "chunk_ids": old.chunk_ids}
-                touched.append(FileRecord(**fields))
-                stats.files_unchanged += 1
-                progress.files_done += 1
+                touched.append(self._same_bytes(record, old, stats, progress))
                 continue
             chunks = list(row["chunks"])
             pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
@@ -301,10 +296,7 @@ class RayIndexer(Indexer):
                 pending, keys, fresh = [], [], {}
         if pending:
             self._commit_batch(store, pending, keys, fresh, stats, progress)
-        if touched:
-            store.touch_files(touched)
-            self._wrote = True
-            self._report(progress)
+        self._touch(store, touched, progress)
 
     def _commit_batch(
         self,

@@ -318,22 +318,12 @@ class Indexer:
         for source in plan.changed:
             loaded = load(source, self.skips, self.max_file_bytes, self.secrets)
             if loaded is None:
-                self._load_skipped[source.rel] = [source.size, source.mtime_ns, self.skips.last]
-                if source.rel in catalog:
-                    store.delete_files([source.rel])  # it became binary, huge or unreadable
-                    self._wrote = True
-                progress.files_done += 1
+                self._left_out(store, catalog, source.rel, [source.size, source.mtime_ns, self.skips.last], progress)
                 continue
             old = catalog.get(source.rel)
             record = FileRecord(source.rel, loaded.size, loaded.mtime_ns, loaded.content_hash, source.language, 0)
             if old is not None and old.file_hash == loaded.content_hash:
-                touched.append(
-                    FileRecord(
-                        **{**record.__dict__, "chunks": old.chunks, "dense": old.dense, "chunk_ids": old.chunk_ids}
-                    )
-                )
-                stats.files_unchanged += 1
-                progress.files_done += 1
+                touched.append(self._same_bytes(record, old, stats, progress))
                 continue
             embedder = self._embedder_for(store)
             stats.secrets_redacted += loaded.secrets
@@ -346,6 +336,28 @@ class Indexer:
                 pending, pending_chunks = [], 0
         if pending:
             self._flush(store, self._embedder_for(store), pending, stats, progress, embed=False)
+        self._touch(store, touched, progress)
+
+    # shared by the passes of every engine
+    def _left_out(
+        self, store: Store, catalog: dict[str, FileRecord], rel: str, stat: list[Any], progress: Progress
+    ) -> None:
+        """A file that cannot be indexed now (binary, huge, unreadable, holding a secret...):
+        its ``[size, mtime_ns, reason]`` goes to the snapshot, and rows it had go."""
+        self._load_skipped[rel] = stat
+        if rel in catalog:
+            store.delete_files([rel])
+            self._wrote = True
+        progress.files_done += 1
+
+    @staticmethod
+    def _same_bytes(record: FileRecord, old: FileRecord, stats: IndexStats, progress: Progress) -> FileRecord:
+        """A file with a new stat but the bytes of ``old``: its new record keeps the old rows."""
+        stats.files_unchanged += 1
+        progress.files_done += 1
+        return FileRecord(**{**record.__dict__, "chunks": old.chunks, "dense": old.dense, "chunk_ids": old.chunk_ids})
+
+    def _touch(self, store: Store, touched: list[FileRecord], progress: Progress) -> None:
         if touched:
             store.touch_files(touched)
             self._wrote = True
