@@ -380,10 +380,12 @@ def cmd_search(args: argparse.Namespace, err: Console) -> int:
     results = searcher.search(
         args.query, k=args.k, mode=args.mode, languages=languages or None, path_glob=args.path_glob
     )
+    if searcher.words_only:
+        err.print(f"codesearch: ranked by words alone: {searcher.words_only}", markup=False)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], ensure_ascii=False))
         return 0
-    coverage = searcher.dense_coverage() if args.mode != "lexical" else 1.0
+    coverage = searcher.dense_coverage() if args.mode != "lexical" and not searcher.words_only else 1.0
     if coverage < 1.0:  # a dense pass is still running: say how much of the index has vectors
         err.print(f"codesearch: embeddings cover {coverage:.0%} of the index so far; the rest matched by words")
     out = Console(highlight=False, soft_wrap=True)

@@ -7,6 +7,7 @@ and index status. The embedding model is loaded only when a query needs vectors.
 
 from __future__ import annotations
 
+import logging
 import textwrap
 import time
 from collections.abc import Callable
@@ -16,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from codesearch.embedding import Embedder, load_embedder, resolve_model
-from codesearch.errors import IndexCorruptError, ModelMismatchError, UsageError
-from codesearch.store import Hit, IndexDir, fuse, glob_filter, sql_in
+from codesearch.errors import IndexCorruptError, ModelMismatchError, UnknownModelError, UsageError
+from codesearch.store import Hit, IndexDir, fuse, glob_filter, mark_damaged, sql_in
+
+log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "lexical")
 SNIPPET_LINES = 6
@@ -56,9 +59,12 @@ class Searcher:
         *,
         model: str | None = None,
         embedder: Embedder | None = None,
+        load: Callable[[str], Embedder] | None = None,
         device: str | None = None,
         dtype: str | None = None,
     ) -> None:
+        """``load``: how the query model is loaded, on the first query that needs vectors (a
+        language server shares one model between its folders); default :func:`load_embedder`."""
         from codesearch.store import Store  # lancedb: imported when an index is opened
 
         self.store = Store.open(index_dir)
@@ -71,18 +77,20 @@ class Searcher:
             )
         self.model_name = stored
         self._embedder = embedder
-        self.device = device
-        self.dtype = dtype
+        self._load = load or (lambda name: load_embedder(name, device=device, dtype=dtype))
+        self.words_only = ""  # why the last hybrid query ranked by words alone ('' when it did not)
 
     @property
     def embedder(self) -> Embedder:
+        """The query model, loaded on first use (a load that fails is tried again next time)."""
         if self._embedder is None:
-            self._embedder = load_embedder(self.model_name, device=self.device, dtype=self.dtype)
-            if self._embedder.dimension != self.store.dimension:
+            embedder = self._load(self.model_name)
+            if embedder.dimension != self.store.dimension:
                 raise ModelMismatchError(
-                    f"model {self.model_name!r} makes {self._embedder.dimension}-d vectors but "
+                    f"model {self.model_name!r} makes {embedder.dimension}-d vectors but "
                     f"the index holds {self.store.dimension}-d ones; re-index with --rebuild"
                 )
+            self._embedder = embedder
         return self._embedder
 
     def dense_coverage(self) -> float:
@@ -132,18 +140,28 @@ class Searcher:
         return self._results(hits[:k])
 
     def _rank(self, text: str, vector: Callable[[], np.ndarray], k: int, mode: str, where: str | None) -> list[Hit]:
+        failed_before, self.words_only = self.words_only, ""
+        if mode == "hybrid":
+            try:
+                query_vector = vector()
+            except UnknownModelError as exc:  # the model cannot load now: words still answer
+                if not failed_before:
+                    log.info("ranking by words alone: %s", exc)
+                self.words_only = str(exc)
+                mode = "lexical"
         try:
             if mode == "lexical":
                 return self.store.lexical(text, k, where)
             if mode == "dense":
                 return self.store.dense(vector(), k, where)
             depth = max(50, 2 * k)  # each side's candidates for the fusion
-            return fuse([self.store.dense(vector(), depth, where), self.store.lexical(text, depth, where)], k)
-        except (OSError, RuntimeError) as exc:  # the tables' files went away or were damaged under us
+            return fuse([self.store.dense(query_vector, depth, where), self.store.lexical(text, depth, where)], k)
+        except (OSError, RuntimeError, ValueError) as exc:  # the tables' files went away or were damaged
             detail = " ".join(str(exc).split())[:200]
+            mark_damaged(self.index_dir, detail)  # the next index run checks and repairs it
             raise IndexCorruptError(
                 f"cannot read the index at {self.index_dir}: it was deleted or damaged while in use ({detail}); "
-                "re-create it with codesearch index (a watcher or the language server rebuilds it by itself)"
+                "run codesearch index to repair it (a watcher or the language server repairs it by itself)"
             ) from exc
 
     @staticmethod

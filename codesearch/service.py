@@ -169,10 +169,10 @@ class Project:
         with self._lock:
             if self._searcher is None:
                 try:
-                    model = str(read_meta(self.index_dir).get("model_name"))
+                    read_meta(self.index_dir)
                 except (OSError, ValueError):
                     return None
-                self._searcher = Searcher(self.index_dir, embedder=self._query_model(model))
+                self._searcher = Searcher(self.index_dir, load=self._query_model)
             return self._searcher
 
     def lost_index(self) -> None:
@@ -316,7 +316,10 @@ class Workspace:
                 continue
             answered = True
             answer.results.extend(Found(project.root, r) for r in found)
-            if project.state in ("starting", "indexing") or searcher.dense_coverage() < 1.0:
+            if searcher.words_only:
+                answer.partial = True
+                answer.notes.append(f"{project.root.name}: ranked by words alone: {searcher.words_only}")
+            elif project.state in ("starting", "indexing") or searcher.dense_coverage() < 1.0:
                 answer.partial = True
         if failures and not answered:  # nothing to search at all: say why, and what to do
             raise failures[0]

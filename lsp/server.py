@@ -160,6 +160,9 @@ class CodesearchServer(LanguageServer):
         token = self._tokens.pop(project.root, None)
         if stats is not None:
             message = f"{stats.files} files, {stats.chunks} chunks"
+            if stats.repaired:
+                repaired = f"{project.root.name}: the index was damaged and has been rebuilt ({stats.repaired})"
+                self.soon(self.show, repaired, types.MessageType.Warning)
         elif project.state == "reading":
             message = "another codesearch process writes this index; searching what it has written"
         else:

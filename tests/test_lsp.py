@@ -255,16 +255,25 @@ async def test_errors_are_proper_json_rpc_errors(workspace: Path, tmp_path: Path
         assert (await request(client, "codesearch/search", {"query": "parse header links"}))[0]["symbol"]
 
 
-async def test_a_broken_index_answers_with_what_to_do(workspace: Path, tmp_path: Path) -> None:
+async def test_a_broken_index_is_rebuilt_or_answers_with_what_to_do(workspace: Path, tmp_path: Path) -> None:
     index_dir = tmp_path / "broken-index"
     index_dir.mkdir()
     (index_dir / "meta.json").write_text("{ not json")
     async with serve([workspace], {"indexDir": str(index_dir), "watch": False}) as client:
+        warnings = [m.message for m in client.messages if m.type == types.MessageType.Warning]
+        assert any("the index was damaged and has been rebuilt" in m and "meta" in m for m in warnings)
+        assert (await request(client, "codesearch/search", {"query": "parse header links"}))[0]["symbol"]
+
+    # a folder that also holds files codesearch did not write is never emptied: say what to do
+    (index_dir / "meta.json").write_text("{ not json")
+    (index_dir / "notes.txt").write_text("mine")
+    async with serve([workspace], {"indexDir": str(index_dir), "watch": False}) as client:
         errors = [m.message for m in client.messages if m.type == types.MessageType.Error]
-        assert any("indexing failed" in m and "codesearch index" in m for m in errors)
+        assert any("indexing failed" in m and "not repaired" in m and "notes.txt" in m for m in errors)
         with pytest.raises(JsonRpcException) as raised:
             await request(client, "codesearch/search", {"query": "parse header links"})
-        assert raised.value.code == -32803 and "codesearch index" in raised.value.message
+        assert raised.value.code == -32803 and "--index-dir" in raised.value.message
+    assert (index_dir / "notes.txt").read_text() == "mine"
 
 
 async def test_cancel_a_query_and_partial_results_while_indexing(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -116,10 +117,11 @@ def cpu_threads() -> int:
 
 @contextlib.contextmanager
 def _load_errors(spec: ModelSpec) -> Iterator[None]:
-    """A checkpoint or tokenizer that cannot be loaded → :class:`UnknownModelError`, one line."""
+    """A checkpoint or tokenizer that cannot be loaded (missing, unreachable, damaged: a
+    truncated or overwritten safetensors file) → :class:`UnknownModelError`, one line."""
     try:
         yield
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SafetensorError) as exc:
         hint = " (offline: HF_HUB_OFFLINE is set)" if hub_offline() else ""
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise UnknownModelError(f"cannot load model {spec.name!r} from {spec.source}{hint}: {first}") from exc

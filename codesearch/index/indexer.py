@@ -36,10 +36,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codesearch.chunking import Chunk, chunk_file
-from codesearch.embedding import Embedder, TokenSizer, load_embedder, resolve_model
+from codesearch.embedding import Embedder, TokenSizer, load_embedder, load_token_counter, resolve_model
 from codesearch.errors import ModelMismatchError, StorageFullError, UsageError
 from codesearch.files import DEFAULT_MAX_FILE_BYTES, SECRET_POLICIES, SkipStats, SourceFile, check_path, load, walk
 from codesearch.index.priority import dense_order
+from codesearch.index.repair import open_or_empty, stored_model
 from codesearch.index.runs import LOCK_FILE, IndexStats, Progress, ProgressFile, writer_lock
 from codesearch.store import (
     FORMAT_VERSION,
@@ -48,6 +49,7 @@ from codesearch.store import (
     IndexDir,
     Snapshot,
     chunk_id,
+    damage_note,
     lexical_terms,
     read_meta,
     read_snapshot,
@@ -131,6 +133,8 @@ class Indexer:
         self._lexical_paths: set[str] = set()
         self._lexical_ready = False
         self._wrote = False  # whether this run changed the tables (then they are compacted)
+        self._sizer: TokenSizer | None = None
+        self.repaired = ""  # why this run found the index damaged and rebuilt it ('' when it did not)
         self._load_skipped: dict[str, list[Any]] = {}  # walked files left out: [size, mtime_ns, reason]
         self._progress_file = ProgressFile(index_dir)
         self.opened: dict[str, float] = {}  # files open in an editor → when (their vectors come first)
@@ -166,8 +170,9 @@ class Indexer:
         started = time.perf_counter()
         self._load_skipped = {}
         walked: list[SourceFile] | None = None
-        if paths is not None and isinstance(self.index_dir, Path) and not (self.index_dir / META).is_file():
-            paths = None  # the index is gone (deleted under a watcher): only a walk rebuilds all of it
+        local = self.index_dir if isinstance(self.index_dir, Path) else None
+        if paths is not None and local is not None and (not (local / META).is_file() or damage_note(local)):
+            paths = None  # the index is gone or damaged (under a watcher): only a walk rebuilds all of it
         if paths is None:
             walked = self._walk()
             unchanged = self._unchanged(walked, dense)
@@ -182,6 +187,7 @@ class Indexer:
             index_dir=str(self.index_dir),
             files_unchanged=len(plan.unchanged),
             files_deleted=len(plan.deleted),
+            repaired=self.repaired,
         )
         if plan.deleted:
             store.delete_files(plan.deleted)
@@ -214,7 +220,7 @@ class Indexer:
     def _unchanged(self, walked: list[SourceFile], dense: bool) -> IndexStats | None:
         """The stats of a run with nothing to do, when the walk found exactly the stats of
         the last complete run (its snapshot); else ``None`` (plan and do as usual)."""
-        if self.rebuild or not dense:
+        if self.rebuild or not dense or damage_note(self.index_dir):
             return None
         snapshot = read_snapshot(self.index_dir)
         if snapshot is None or snapshot.options != self._options():
@@ -325,17 +331,17 @@ class Indexer:
             if old is not None and old.file_hash == loaded.content_hash:
                 touched.append(self._same_bytes(record, old, stats, progress))
                 continue
-            embedder = self._embedder_for(store)
+            sizer = self._sizer_for(store)
             stats.secrets_redacted += loaded.secrets
-            chunks = self._chunk(embedder, source.rel, loaded.text, source.language)
+            chunks = self._chunk(sizer, source.rel, loaded.text, source.language)
             pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
             pending_chunks += len(chunks)
             stats.files_changed += 1
             if pending_chunks >= BATCH_CHUNKS:
-                self._flush(store, embedder, pending, stats, progress, embed=False)
+                self._flush(store, sizer, pending, stats, progress, embed=False)
                 pending, pending_chunks = [], 0
         if pending:
-            self._flush(store, self._embedder_for(store), pending, stats, progress, embed=False)
+            self._flush(store, self._sizer_for(store), pending, stats, progress, embed=False)
         self._touch(store, touched, progress)
 
     # shared by the passes of every engine
@@ -399,7 +405,7 @@ class Indexer:
     def _flush(
         self,
         store: Store,
-        embedder: Embedder,
+        sizer: TokenSizer,
         pending: list[tuple[FileRecord, list[Chunk]]],
         stats: IndexStats,
         progress: Progress,
@@ -408,11 +414,11 @@ class Indexer:
         """Write the rows of whole files. ``embed``: compute missing vectors (the dense pass);
         else rows without a cached vector are written unembedded (the lexical pass)."""
         texts = [chunk.embedding_text() for _record, chunks in pending for chunk in chunks]
-        keys = embedder.spec.document_keys(texts)
+        keys = sizer.spec.document_keys(texts)
         vectors = store.cached_vectors(keys)
         missing = list({key: i for i, key in enumerate(keys) if key not in vectors}.values())  # each text once
         if missing and embed:
-            computed = embedder.embed_documents([texts[i] for i in missing])
+            computed = self._embedder_for(store).embed_documents([texts[i] for i in missing])
             fresh = {keys[i]: computed[row] for row, i in enumerate(missing)}
             started = time.perf_counter()
             store.cache_vectors(fresh)  # before the chunk rows: a crash in between loses nothing
@@ -489,8 +495,8 @@ class Indexer:
         self.on_progress(progress)
 
     # -- model and store ------------------------------------------------------------------------
-    def _chunk(self, embedder: Embedder, rel: str, text: str, language: str) -> list[Chunk]:
-        return chunk_source(embedder, rel, text, language)
+    def _chunk(self, sizer: TokenSizer, rel: str, text: str, language: str) -> list[Chunk]:
+        return chunk_source(sizer, rel, text, language)
 
     def _open_store(self) -> Store:
         from codesearch.store import Store  # lancedb: a no-change run never gets here
@@ -505,7 +511,12 @@ class Indexer:
             log.info("rebuilding the index at %s", self.index_dir)
             Store.clear(self.index_dir, keep=(LOCK_FILE,), keep_cache=upgrade and not self._rebuild_asked)
         if Store.exists(self.index_dir):
-            store = Store.open(self.index_dir)
+            model = self.model or stored_model(self.index_dir)
+            found, self.repaired = open_or_empty(self.index_dir)
+            if found is None:  # damaged, and emptied: rebuilt below with the model it had
+                self.model = model
+                return self._open_store()
+            store = found
             if self.model is not None and resolve_model(self.model).model_id != store.meta.get("model_id"):
                 raise ModelMismatchError(
                     f"the index at {self.index_dir} was built with model {store.meta.get('model_name')!r}; "
@@ -522,6 +533,15 @@ class Indexer:
             model_reason=embedder.spec.reason,
             dimension=embedder.dimension,
         )
+
+    def _sizer_for(self, store: Store) -> TokenSizer:
+        """What sizes chunks: the model once loaded, else its tokenizer alone. The lexical pass
+        needs no weights, so a model that fails to load still leaves the words indexed."""
+        if self._embedder is not None:
+            return self._embedder
+        if self._sizer is None:
+            self._sizer = load_token_counter(self.model or store.meta.get("model_name"))
+        return self._sizer
 
     def _embedder_for(self, store: Store | None) -> Embedder:
         if self._embedder is None:

@@ -50,6 +50,7 @@ class IndexStats:
     index_dir: str = ""
     engine: str = "local"  # or "ray"
     write_seconds: float = 0.0  # spent committing vectors and rows (the single writer's share)
+    repaired: str = ""  # the damage this run found and rebuilt the index for ('' when none)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

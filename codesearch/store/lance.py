@@ -32,7 +32,18 @@ from lancedb.index import FTS
 
 from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from codesearch.files.secrets import MARK as REDACTED_MARK
-from codesearch.store.layout import FORMAT_VERSION, META, IndexDir, Remote, clear_snapshot, read_meta, write_json
+from codesearch.store.layout import (
+    DAMAGED,
+    FORMAT_VERSION,
+    META,
+    SNAPSHOT,
+    IndexDir,
+    Remote,
+    clear_snapshot,
+    mark_damaged,
+    read_meta,
+    write_json,
+)
 from codesearch.store.rows import FileRecord, Hit, lexical_terms, sql_in, sql_str
 
 CHUNKS = "chunks"
@@ -42,7 +53,17 @@ META_TABLE = "meta"  # a remote index's meta.json: one row, the JSON text
 CACHE_SLACK = 20_000  # cached vectors kept beyond twice the live chunks
 READ_CONSISTENCY_S = 0.5
 VERSION_GRACE_S = 600  # old table versions are deleted by compaction only after this long
+# what codesearch writes in a local index folder (the lock and progress files: ``index.runs``)
+OWNED_NAMES = frozenset(
+    {
+        *(f"{table}.lance" for table in (CHUNKS, FILES, VECTORS)),
+        *(name + suffix for name in (META, SNAPSHOT, "progress.json") for suffix in ("", ".tmp")),
+        DAMAGED,
+        "writer.lock",
+    }
+)
 FTS_MEMORY_MIB = 512  # build memory of the full-text index (LanceDB defaults to far more)
+REPAIR_HINT = "; run codesearch index to repair it"
 
 
 def chunk_schema(dimension: int) -> pa.Schema:
@@ -166,17 +187,13 @@ class Store:
         try:
             found = cls.exists(directory)
         except (OSError, ValueError, RuntimeError) as exc:  # an object store that cannot be reached
-            reason = " ".join(str(exc).split())
-            reason = reason if len(reason) <= 300 else reason[:300] + "…"
-            raise IndexNotFoundError(f"cannot reach the index at {directory}: {reason}") from exc
+            raise IndexNotFoundError(f"cannot reach the index at {directory}: {_one_line(exc)}") from exc
         if not found:
             raise IndexNotFoundError(f"no index at {directory}")
         try:
             meta = cls.read_meta(directory)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise IndexCorruptError(
-                f"cannot read the meta of {directory}: {exc}; re-create it with codesearch index"
-            ) from exc
+            raise IndexCorruptError(f"cannot read the meta of {directory}: {_one_line(exc)}{REPAIR_HINT}") from exc
         if meta.get("format") != FORMAT_VERSION:
             raise IndexCorruptError(
                 f"index at {directory} has format {meta.get('format')}, expected "
@@ -193,7 +210,8 @@ class Store:
         try:
             return cls(directory, meta)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise IndexCorruptError(f"cannot open the index at {directory}: {exc}") from exc
+            mark_damaged(directory, _one_line(exc))  # the next run checks it, though its files look unchanged
+            raise IndexCorruptError(f"cannot open the index at {directory}: {_one_line(exc)}{REPAIR_HINT}") from exc
 
     @classmethod
     def create(
@@ -395,6 +413,35 @@ class Store:
         for table in (self.chunks, self.files, self.vectors):
             table.optimize(cleanup_older_than=grace)
 
+    # -- repair -------------------------------------------------------------------------------
+    def check(self) -> None:
+        """Read every row of every table and query both indexes once: raises
+        :class:`IndexCorruptError` when any of it cannot be read (a repair then rebuilds)."""
+        try:
+            for table in (self.chunks, self.files, self.vectors):
+                table.to_arrow()
+            self.lexical("check", 1)
+            self.dense(np.full(self.dimension, self.dimension**-0.5, dtype=np.float32), 1)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise IndexCorruptError(f"the index at {self.directory} cannot be read: {_one_line(exc)}") from exc
+
+    @staticmethod
+    def cache_intact(directory: IndexDir) -> bool:
+        """Whether the embedding cache reads back whole (a repair keeps it: nothing re-embedded)."""
+        try:
+            db = _connect(directory)
+            return VECTORS in db.list_tables().tables and db.open_table(VECTORS).to_arrow().num_rows >= 0
+        except (OSError, RuntimeError, ValueError):
+            return False
+
+    @staticmethod
+    def foreign_entries(directory: IndexDir) -> list[str]:
+        """Names in a local index folder that codesearch does not write there: a folder holding
+        any is not emptied by a repair (it may not be an index at all)."""
+        if isinstance(directory, Remote):
+            return []
+        return sorted(entry.name for entry in directory.iterdir() if entry.name not in OWNED_NAMES)
+
     # -- queries ------------------------------------------------------------------------------
     def dense(self, vector: np.ndarray, k: int, where: str | None = None) -> list[Hit]:
         query: Any = self.chunks.search(vector.astype(np.float32), vector_column_name="vector")
@@ -420,6 +467,11 @@ class Store:
             return []
         top = max(float(r["_score"]) for r in rows) or 1.0
         return [_hit(r, float(r["_score"]) / top) for r in rows]
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _connect(directory: IndexDir) -> Any:

@@ -28,6 +28,7 @@ from typing import Any, TypeAlias
 FORMAT_VERSION = 4  # 2: vector keys and the ``vectors`` cache; 3: ``embedded``/``dense``; 4: chunk ids
 META = "meta.json"
 SNAPSHOT = "snapshot.json"
+DAMAGED = "damaged.txt"  # left by a reader that could not read the index: the next run repairs it
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -118,3 +119,30 @@ def clear_snapshot(directory: IndexDir) -> None:
         return
     with contextlib.suppress(FileNotFoundError):
         (directory / SNAPSHOT).unlink()
+
+
+def mark_damaged(directory: IndexDir, detail: str) -> None:
+    """A reader found the index unreadable: say so for the next run to check and repair it
+    (the next run otherwise trusts its snapshot and would not look). A folder that went away
+    needs no mark: a missing index is rebuilt anyway."""
+    if isinstance(directory, Remote):
+        return
+    with contextlib.suppress(OSError):
+        if (directory / META).exists():
+            (directory / DAMAGED).write_text(detail + "\n", encoding="utf-8")
+
+
+def damage_note(directory: IndexDir) -> str | None:
+    """What a reader found wrong with the index (``None``: nothing was reported)."""
+    if isinstance(directory, Remote):
+        return None
+    try:
+        return (directory / DAMAGED).read_text(encoding="utf-8").strip() or "reported damaged"
+    except OSError:
+        return None
+
+
+def clear_damage(directory: IndexDir) -> None:
+    if not isinstance(directory, Remote):
+        with contextlib.suppress(FileNotFoundError):
+            (directory / DAMAGED).unlink()
