@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 export LANCEDB_LOG := error
 
-.PHONY: install editor-tools extension-tools fuzz test test-python test-fast test-extension vsix lint format typecheck bench bench-index bench-models
+.PHONY: install editor-tools extension-tools fuzz test test-python test-fast test-extension vsix lint format typecheck bench bench-index bench-quality bench-models
 EXT := vscode-extension
 # CI=1 (set by .ci/run): a missing editor or npm fails the tests that need them instead of skipping.
 NEED = if [ -n "$$CI" ]; then echo "error: $(1) is missing" >&2; exit 1; else echo "note: $(1) is missing; skipping $(2)"; exit 0; fi
@@ -63,6 +63,9 @@ bench: bench-index  ## speed figures, appended to benchmarks/RESULTS.md
 
 bench-index:
 	$(PYTHON) benchmarks/index_bench.py
+
+bench-quality:  ## CodeSearchNet, SOSum and CoSQA by lexical, dense and hybrid search (needs ../shared/datasets; DATA=... to point elsewhere)
+	$(PYTHON) benchmarks/quality.py $(if $(DATA),--data $(DATA))
 
 bench-models:  ## offline candidate models on CodeSearchNet (needs ../shared/datasets)
 	$(PYTHON) benchmarks/model_candidates.py

@@ -1,6 +1,6 @@
 """Searching an index: natural-language (or code) query → ranked chunks.
 
-Owns the query modes (``dense``, ``lexical``, ``hybrid`` by reciprocal-rank fusion), the
+Owns the query modes (``dense``, ``lexical``, ``hybrid``: their weighted, normalised fusion), the
 filters (languages, path glob), the result shape shared by the CLI and the language server,
 and index status. The embedding model is loaded only when a query needs vectors.
 """
@@ -40,6 +40,11 @@ class SearchResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def candidate_depth(k: int) -> int:
+    """How many candidates each side (dense, lexical) gives a hybrid query for its best ``k``."""
+    return max(50, 2 * k)
 
 
 def make_snippet(text: str) -> str:
@@ -154,7 +159,7 @@ class Searcher:
                 return self.store.lexical(text, k, where)
             if mode == "dense":
                 return self.store.dense(vector(), k, where)
-            depth = max(50, 2 * k)  # each side's candidates for the fusion
+            depth = candidate_depth(k)
             return fuse([self.store.dense(query_vector, depth, where), self.store.lexical(text, depth, where)], k)
         except (OSError, RuntimeError, ValueError) as exc:  # the tables' files went away or were damaged
             detail = " ".join(str(exc).split())[:200]

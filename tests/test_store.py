@@ -106,13 +106,19 @@ def test_replace_files_leaves_no_duplicates(tmp_path: Path) -> None:
     assert len(store.file_catalog()) == 1
 
 
-def test_fuse_rewards_agreement() -> None:
-    def hit(path: str) -> Hit:
-        return Hit(path, 1, 2, path, "function", "python", "", 0.5)
+def test_fuse_rewards_agreement_and_weighs_dense_over_lexical() -> None:
+    def hit(path: str, score: float) -> Hit:
+        return Hit(path, 1, 2, path, "function", "python", "", score)
 
-    fused = fuse([[hit("a"), hit("b"), hit("c")], [hit("b"), hit("d")]], k=3)
-    assert [h.path for h in fused] == ["b", "a", "d"]
-    assert fused[0].score <= 1.0 and fused[0].score > fused[1].score
+    dense = [hit("a", 0.9), hit("b", 0.8), hit("c", 0.5)]
+    lexical = [hit("b", 1.0), hit("d", 0.6), hit("e", 0.2)]
+    fused = fuse([dense, lexical], k=4)
+    # min-max: dense a 1, b 0.75, c 0; lexical b 1, d 0.5, e 0; then 0.7 x dense + 0.3 x lexical
+    assert [h.path for h in fused] == ["b", "a", "d", "c"]
+    assert [round(h.score, 3) for h in fused] == [0.825, 0.7, 0.15, 0.0]
+    assert fuse([[hit("x", 0.4)], []], k=1)[0].score == pytest.approx(0.7)  # a lone candidate is its side's best
+    top_everywhere = fuse([[hit("a", 0.9), hit("b", 0.1)], [hit("a", 5.0), hit("c", 1.0)]], k=1)[0]
+    assert top_everywhere.path == "a" and top_everywhere.score == pytest.approx(1.0)
 
 
 def test_open_checks_model_and_existence(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """Store rows and query helpers that need no database: the catalog record, chunk ids, the
 search hit, the identifier-splitting terms of the full-text index, SQL literal quoting,
-path-glob filters and reciprocal-rank fusion.
+path-glob filters and the fusion of dense and lexical rankings.
 
 Kept apart from :mod:`codesearch.store.lance` so callers that only plan (a no-change re-index
 reads stats and a snapshot) never pay for importing lancedb.
@@ -17,7 +17,7 @@ from pathspec.patterns.gitwildmatch import GitWildMatchPattern
 
 from codesearch.errors import UsageError
 
-RRF_K = 60
+DENSE_WEIGHT = 0.7  # hybrid = 0.7 x dense + 0.3 x lexical, each min-max normalised (see fuse)
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
@@ -100,15 +100,25 @@ class Hit:
     score: float
 
 
-def fuse(rankings: Sequence[Sequence[Hit]], k: int, rrf_k: int = RRF_K) -> list[Hit]:
-    """Reciprocal rank fusion; the score is normalised so a hit ranked first everywhere gets 1."""
+def fuse(rankings: Sequence[Sequence[Hit]], k: int, weights: Sequence[float] | None = None) -> list[Hit]:
+    """Hybrid ranking: a weighted sum of each ranking's scores, min-max normalised over its own
+    candidates (its best gets 1, its worst 0, a hit it lacks 0). The default weights are
+    ``DENSE_WEIGHT`` for the first ranking (dense) and the rest for the second (lexical); a hit
+    first in both scores 1. Chosen on CSN, SOSum and CoSQA (``benchmarks/fusion_sweep.py``):
+    reciprocal-rank fusion fell below dense alone where the lexical side is weak."""
+    if weights is None:
+        weights = (DENSE_WEIGHT, 1.0 - DENSE_WEIGHT) if len(rankings) == 2 else [1.0 / len(rankings)] * len(rankings)
     scores: dict[tuple[str, int, int], float] = {}
     hits: dict[tuple[str, int, int], Hit] = {}
-    for ranking in rankings:
-        for rank, hit in enumerate(ranking):
+    for weight, ranking in zip(weights, rankings, strict=True):
+        if not ranking:
+            continue
+        top, low = max(h.score for h in ranking), min(h.score for h in ranking)
+        span = top - low
+        for hit in ranking:
             key = (hit.path, hit.start_line, hit.end_line)
-            scores[key] = scores.get(key, 0.0) + 1.0 / (rrf_k + rank + 1)
+            share = (hit.score - low) / span if span > 0 else 1.0
+            scores[key] = scores.get(key, 0.0) + weight * share
             hits.setdefault(key, hit)
-    best = len(rankings) / (rrf_k + 1)
     ordered = sorted(scores, key=lambda key: scores[key], reverse=True)[:k]
-    return [Hit(**{**hits[key].__dict__, "score": scores[key] / best}) for key in ordered]
+    return [Hit(**{**hits[key].__dict__, "score": min(1.0, scores[key])}) for key in ordered]
