@@ -102,6 +102,8 @@ def load_sets(data: Path, names: Sequence[str], limit: int | None) -> list[Datas
             ds = read_beir(data / "sosum" / "beir", name, "SOSum question→answers (StackQA substitute)", limit)
         elif name == "cosqa":
             ds = read_beir(data / "cosqa" / "beir_test", name, "CoSQA test (real web queries)", limit)
+        elif name == "cosqa-dev":  # for choosing settings without looking at the test queries
+            ds = read_beir(data / "cosqa" / "beir_dev", name, "CoSQA dev (real web queries)", limit)
         else:
             raise SystemExit(f"unknown set {name!r}")
         found.append(ds)
