@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -83,7 +84,12 @@ class Searcher:
         self.model_name = stored
         self._embedder = embedder
         self._load = load or (lambda name: load_embedder(name, device=device, dtype=dtype))
-        self.words_only = ""  # why the last hybrid query ranked by words alone ('' when it did not)
+        self._last = threading.local()  # per thread: a server runs queries in several
+
+    @property
+    def words_only(self) -> str:
+        """Why this thread's last hybrid query ranked by words alone ('' when it did not)."""
+        return str(getattr(self._last, "words_only", ""))
 
     @property
     def embedder(self) -> Embedder:
@@ -145,14 +151,14 @@ class Searcher:
         return self._results(hits[:k])
 
     def _rank(self, text: str, vector: Callable[[], np.ndarray], k: int, mode: str, where: str | None) -> list[Hit]:
-        failed_before, self.words_only = self.words_only, ""
+        failed_before, self._last.words_only = self.words_only, ""
         if mode == "hybrid":
             try:
                 query_vector = vector()
             except UnknownModelError as exc:  # the model cannot load now: words still answer
                 if not failed_before:
                     log.info("ranking by words alone: %s", exc)
-                self.words_only = str(exc)
+                self._last.words_only = str(exc)
                 mode = "lexical"
         try:
             if mode == "lexical":
