@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 export LANCEDB_LOG := error
 
-.PHONY: install editor-tools extension-tools fuzz test test-python test-fast test-extension vsix lint format typecheck bench bench-index bench-quality bench-models
+.PHONY: install editor-tools extension-tools fuzz test test-python test-fast test-extension vsix lint format typecheck bench bench-index bench-quality bench-models adapter
 EXT := vscode-extension
 # CI=1 (set by .ci/run): a missing editor or npm fails the tests that need them instead of skipping.
 NEED = if [ -n "$$CI" ]; then echo "error: $(1) is missing" >&2; exit 1; else echo "note: $(1) is missing; skipping $(2)"; exit 0; fi
@@ -48,13 +48,13 @@ test-fast:  ## skip tests that load the model
 	$(PYTHON) -m pytest -q -m "not slow"
 
 lint:
-	$(PYTHON) -m ruff check codesearch lsp tests benchmarks
-	$(PYTHON) -m ruff format --check codesearch lsp tests benchmarks
+	$(PYTHON) -m ruff check codesearch lsp tests benchmarks training
+	$(PYTHON) -m ruff format --check codesearch lsp tests benchmarks training
 	$(PYTHON) -m mypy
 
 format:
-	$(PYTHON) -m ruff format codesearch lsp tests benchmarks
-	$(PYTHON) -m ruff check --fix codesearch lsp tests benchmarks
+	$(PYTHON) -m ruff format codesearch lsp tests benchmarks training
+	$(PYTHON) -m ruff check --fix codesearch lsp tests benchmarks training
 
 typecheck:
 	$(PYTHON) -m mypy
@@ -66,6 +66,9 @@ bench-index:
 
 bench-quality:  ## CodeSearchNet, SOSum and CoSQA by lexical, dense and hybrid search (needs ../shared/datasets; DATA=... to point elsewhere)
 	$(PYTHON) benchmarks/quality.py $(if $(DATA),--data $(DATA))
+
+adapter:  ## retrain the default model's code adapter (about 25 min on 2 cores; needs ../shared/datasets)
+	$(PYTHON) training/train_adapter.py $(if $(DATA),--data $(DATA))
 
 bench-models:  ## offline candidate models on CodeSearchNet (needs ../shared/datasets)
 	$(PYTHON) benchmarks/model_candidates.py

@@ -29,6 +29,7 @@ from _common import append_results, machine_line
 from codesearch.embedding import load_embedder, resolve_model
 
 DEFAULT_CANDIDATES = [
+    "minilm-code:bfloat16:256",
     "all-minilm-l6-v2:float32:256",
     "all-minilm-l6-v2:bfloat16:256",
     "all-minilm-l6-v2:int8:256",

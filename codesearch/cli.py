@@ -112,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 def indexing_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model",
-        help="auto, a preset (gte-modernbert-base, modernbert-embed-base, all-minilm-l6-v2), a local checkpoint "
-        "folder or a hub id (default: auto: a ModernBERT preset whose weights are on this machine, else "
-        "all-minilm-l6-v2; an existing index keeps its model)",
+        help="auto, a preset (gte-modernbert-base, modernbert-embed-base, minilm-code, all-minilm-l6-v2), a local "
+        "checkpoint folder or a hub id (default: auto: a ModernBERT preset whose weights are on this machine, else "
+        "minilm-code; an existing index keeps its model)",
     )
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
     p.add_argument(

@@ -41,7 +41,7 @@ def indexed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]
 def test_index_json_shape(indexed) -> None:  # type: ignore[no-untyped-def]
     _root, _home, stats = indexed
     assert set(stats) >= INDEX_KEYS
-    assert stats["files"] == 13 and stats["files_skipped"] == 1 and stats["model"] == "all-minilm-l6-v2"
+    assert stats["files"] == 13 and stats["files_skipped"] == 1 and stats["model"] == "minilm-code"
     assert stats["chunks"] == stats["chunks_embedded"] > 13 and stats["chunks_reused"] == 0
 
 
@@ -98,10 +98,10 @@ def test_status(indexed) -> None:  # type: ignore[no-untyped-def]
     done = codesearch("status", str(root), "--json", env_home=home)
     status = json.loads(done.stdout)
     assert status["files"] == 13 and status["chunks"] == stats["chunks"] == status["chunks_embedded"]
-    assert status["model"] == "all-minilm-l6-v2" and status["size_bytes"] > 0 and status["updated"]
+    assert status["model"] == "minilm-code" and status["size_bytes"] > 0 and status["updated"]
     assert status["model_reason"].startswith("auto: no ModernBERT weights")  # which model, and why
     human = codesearch("status", str(root), env_home=home).stdout
-    assert "chunks" in human and "all-minilm-l6-v2" in human and "using the offline default" in human
+    assert "chunks" in human and "minilm-code" in human and "using the offline default" in human
 
 
 @pytest.mark.parametrize(

@@ -24,7 +24,7 @@ CODE = [
 
 
 def test_offline_default_model(embedder) -> None:  # type: ignore[no-untyped-def]
-    assert embedder.spec.model_id == "sentence-transformers/all-MiniLM-L6-v2"
+    assert embedder.spec.model_id == "sentence-transformers/all-MiniLM-L6-v2+codesearch-code-v1"
     assert embedder.dimension == 384 and embedder.max_tokens == 256
     vectors = embedder.embed_documents(CODE)
     assert vectors.shape == (len(CODE), 384) and vectors.dtype == np.float32
@@ -58,7 +58,7 @@ def test_truncation_is_counted(embedder) -> None:  # type: ignore[no-untyped-def
 
 
 def test_model_resolution() -> None:
-    assert resolve_model(None).name == "all-minilm-l6-v2"
+    assert resolve_model(None).name == "minilm-code"
     assert resolve_model("minilm").name == "all-minilm-l6-v2"
     nomic = resolve_model("modernbert-embed-base")
     assert nomic.query_prefix == "search_query: " and nomic.max_tokens == 8192

@@ -143,7 +143,7 @@ def test_auto_prefers_modernbert_weights_found_locally(
     tiny_modernbert: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     fallback = resolve_model("auto")
-    assert fallback.name == "all-minilm-l6-v2" and fallback.reason.startswith("auto: no ModernBERT weights")
+    assert fallback.name == "minilm-code" and fallback.reason.startswith("auto: no ModernBERT weights")
     # the Hugging Face cache layout: models--org--name/{refs/main, snapshots/<commit>/...}
     cache = tmp_path / "hf"
     repo = cache / "models--nomic-ai--modernbert-embed-base"

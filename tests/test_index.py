@@ -117,7 +117,7 @@ def test_search_finds_the_right_function(sample_tree: Path, embedder) -> None:  
     under_src = searcher.search("cache", k=20, path_glob="src/**")
     assert under_src and all(r.path.startswith("src/") for r in under_src)
     status = index_status(default_index_dir(sample_tree))
-    assert status["files"] == 13 and status["model"] == "all-minilm-l6-v2" and status["size_bytes"] > 0
+    assert status["files"] == 13 and status["model"] == "minilm-code" and status["size_bytes"] > 0
 
 
 def test_second_writer_is_refused(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]

