@@ -10,6 +10,7 @@ revision, pooling, adapter, exact text embedded) under which a vector is cached.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -80,11 +81,18 @@ def vector_keys(cache_key: str, embedded_texts: Sequence[str]) -> list[str]:
 
 
 def file_digest(path: Path) -> str:
-    """A short digest of a small file's bytes (an adapter): vectors change when it does."""
+    """A short digest of a small file's bytes (an adapter): vectors change when it does. Read
+    once per (path, mtime, size): the vector keys of every chunk batch ask for it."""
     try:
-        return hashlib.blake2b(path.read_bytes(), digest_size=8).hexdigest()
+        stat = path.stat()
+        return _digest(str(path), stat.st_mtime_ns, stat.st_size)
     except OSError as exc:
         raise UnknownModelError(f"cannot read the model adapter {path}: {exc.strerror or exc}") from exc
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(path: str, mtime_ns: int, size: int) -> str:
+    return hashlib.blake2b(Path(path).read_bytes(), digest_size=8).hexdigest()
 
 
 def _minilm_folder() -> str:
