@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from codesearch.embedding import Embedder, load_embedder, resolve_model
+from codesearch.embedding import Embedder, load_embedder, moved_model, resolve_model
 from codesearch.errors import IndexCorruptError, ModelMismatchError, UnknownModelError, UsageError
 from codesearch.store import Hit, IndexDir, fuse, glob_filter, mark_damaged, sql_in
 
@@ -76,7 +76,7 @@ class Searcher:
         self.store = Store.open(index_dir)
         self.index_dir = index_dir
         stored = str(self.store.meta.get("model_name") or self.store.meta.get("model_id"))
-        if model not in (None, "auto") and resolve_model(model).model_id != self.store.meta.get("model_id"):
+        if model not in (None, "auto", stored) and resolve_model(model).model_id != self.store.meta.get("model_id"):
             raise ModelMismatchError(
                 f"the index at {index_dir} was built with model {stored!r}, not {model!r}: search without "
                 f"--model, or re-index with codesearch index --rebuild --model {model}"
@@ -95,6 +95,12 @@ class Searcher:
     def embedder(self) -> Embedder:
         """The query model, loaded on first use (a load that fails is tried again next time)."""
         if self._embedder is None:
+            now = moved_model(self.model_name, self.store.meta.get("model_id"))
+            if now:
+                raise ModelMismatchError(
+                    f"the index at {self.index_dir} holds vectors of {self.store.meta.get('model_id')}, but model "
+                    f"{self.model_name!r} is now {now} (codesearch was updated): run codesearch index to re-embed it"
+                )
             embedder = self._load(self.model_name)
             if embedder.dimension != self.store.dimension:
                 raise ModelMismatchError(
@@ -155,7 +161,7 @@ class Searcher:
         if mode == "hybrid":
             try:
                 query_vector = vector()
-            except UnknownModelError as exc:  # the model cannot load now: words still answer
+            except (UnknownModelError, ModelMismatchError) as exc:  # no fitting model now: words still answer
                 if not failed_before:
                     log.info("ranking by words alone: %s", exc)
                 self._last.words_only = str(exc)

@@ -3,7 +3,9 @@ content-hash cache, deletions, bad inputs, the writer lock, and model changes.""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -137,6 +139,32 @@ def test_model_change_needs_rebuild(sample_tree: Path, embedder, tiny_modernbert
     assert stats.files == 13 and stats.chunks_reused == 0
     assert index_status(index_dir)["dimension"] == 32
     assert Searcher(index_dir).search("parse header links", k=3)  # loads the index's own model
+
+
+def test_an_index_of_an_updated_preset_is_re_embedded(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    """A preset whose weights changed with codesearch (a new adapter): the old vectors would be
+    searched with the new model's queries. Search ranks by words until `codesearch index`
+    re-embeds the index, which it does even when no file changed."""
+    index(sample_tree, embedder)
+    index_dir = default_index_dir(sample_tree)
+    meta_file = index_dir / "meta.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    current = meta["model_id"]
+    meta["model_id"] = "sentence-transformers/all-MiniLM-L6-v2+codesearch-code-v0"  # as an older codesearch wrote it
+    meta_file.write_text(json.dumps(meta), encoding="utf-8")
+
+    searcher = Searcher(index_dir)
+    assert searcher.search("parse header links", k=3)[0].symbol == "parse_header_links"
+    assert "codesearch index to re-embed it" in searcher.words_only
+    with pytest.raises(ModelMismatchError, match="is now " + re.escape(current)):
+        searcher.search("parse header links", mode="dense", k=3)
+
+    stats = Indexer(sample_tree, index_dir, embedder=embedder).run()
+    assert stats.files == 13 and stats.chunks_embedded == stats.chunks and stats.chunks_reused == 0
+    assert json.loads(meta_file.read_text(encoding="utf-8"))["model_id"] == current
+    again = Searcher(index_dir)
+    assert again.search("parse header links", mode="dense", k=3)[0].symbol == "parse_header_links"
+    assert not again.words_only
 
 
 def test_renamed_moved_and_copied_files_embed_nothing(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]

@@ -13,7 +13,15 @@ from typing import Protocol
 
 import numpy as np
 
-from codesearch.embedding.models import AUTO, DEFAULT_MODEL, PRESETS, ModelSpec, resolve_model, vector_keys
+from codesearch.embedding.models import (
+    AUTO,
+    DEFAULT_MODEL,
+    PRESETS,
+    ModelSpec,
+    moved_model,
+    resolve_model,
+    vector_keys,
+)
 
 __all__ = [
     "AUTO",
@@ -24,6 +32,7 @@ __all__ = [
     "TokenSizer",
     "load_embedder",
     "load_token_counter",
+    "moved_model",
     "resolve_model",
     "vector_keys",
 ]

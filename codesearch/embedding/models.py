@@ -164,6 +164,19 @@ def resolve_model(name: str | None) -> ModelSpec:
     )
 
 
+def moved_model(name: object, stored_id: object) -> str:
+    """The model id ``name`` resolves to now, when an index stored another id under that name (a
+    preset whose weights changed in a codesearch upgrade: its vectors no longer fit the index);
+    '' when they agree or it cannot be told."""
+    if not name or not stored_id:
+        return ""
+    try:
+        now = resolve_model(str(name)).model_id
+    except UnknownModelError:
+        return ""
+    return now if now != stored_id else ""
+
+
 def _preset_spec(key: str, reason: str, local: tuple[Path, str] | None = None) -> ModelSpec:
     """``local``: the preset's weights when the caller already found them (else looked up here)."""
     fields: dict[str, Any] = dict(PRESETS[key])

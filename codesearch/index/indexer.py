@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from codesearch.chunking import Chunk, chunk_file
-from codesearch.embedding import Embedder, TokenSizer, load_embedder, load_token_counter, resolve_model
+from codesearch.embedding import Embedder, TokenSizer, load_embedder, load_token_counter, moved_model, resolve_model
 from codesearch.errors import ModelMismatchError, StorageFullError, UsageError
 from codesearch.files import DEFAULT_MAX_FILE_BYTES, SECRET_POLICIES, SkipStats, SourceFile, check_path, load, walk
 from codesearch.index.priority import dense_order
@@ -231,6 +231,8 @@ class Indexer:
             return None
         if meta.get("format") != FORMAT_VERSION or self.model not in (None, meta.get("model_name")):
             return None
+        if moved_model(meta.get("model_name"), meta.get("model_id")):
+            return None  # the model's weights changed: re-embedded by _open_store
         if snapshot.stats() != {source.rel: (source.size, source.mtime_ns) for source in walked}:
             return None
         for rel, (_size, _mtime, reason) in snapshot.skipped.items():
@@ -507,6 +509,17 @@ class Indexer:
             with contextlib.suppress(OSError, ValueError):
                 self.model = self.model or Store.read_meta(self.index_dir).get("model_name")
             self.rebuild = True
+        elif not self.rebuild and Store.exists(self.index_dir):
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                meta = Store.read_meta(self.index_dir)
+                same_name = self.model in (None, meta.get("model_name"))
+                now = moved_model(meta.get("model_name"), meta.get("model_id")) if same_name else ""
+                if now:  # a preset updated with codesearch: its old vectors do not fit the new queries
+                    log.warning(
+                        "model %r is now %s, the index at %s holds %s vectors: re-embedding it",
+                        meta["model_name"], now, self.index_dir, meta["model_id"],
+                    )  # fmt: skip
+                    self.model, self.rebuild = str(meta["model_name"]), True
         if Store.exists(self.index_dir) and self.rebuild:
             log.info("rebuilding the index at %s", self.index_dir)
             Store.clear(self.index_dir, keep=(LOCK_FILE,), keep_cache=upgrade and not self._rebuild_asked)
