@@ -67,7 +67,7 @@ bench-index:
 bench-quality:  ## CodeSearchNet, SOSum and CoSQA by lexical, dense and hybrid search (needs ../shared/datasets; DATA=... to point elsewhere)
 	$(PYTHON) benchmarks/quality.py $(if $(DATA),--data $(DATA))
 
-adapter:  ## retrain the default model's code adapter (about 25 min on 2 cores; needs ../shared/datasets)
+adapter:  ## retrain the default model's code adapter (about 45 min on 2 cores; needs ../shared/datasets)
 	$(PYTHON) training/train_adapter.py $(if $(DATA),--data $(DATA))
 
 bench-models:  ## offline candidate models on CodeSearchNet (needs ../shared/datasets)

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import append_results, machine_line
 from quality import HERE, build_index, doc_of, embed, load_sets, ndcg_at_10
@@ -40,23 +42,28 @@ def rrf(k: int = 60, lexical_weight: float = 1.0) -> Rule:
     return rule
 
 
-def convex(alpha: float, minmax: bool) -> Rule:
-    """alpha x dense + (1 - alpha) x lexical; a side's missing document scores its floor."""
+def convex(alpha: float, norm: str) -> Rule:
+    """alpha x dense + (1 - alpha) x lexical, each side's scores ``raw`` (cosine; BM25 over the
+    query's best), ``min-max`` normalised (best 1, worst 0) or ``z-score`` standardised over its
+    own candidates; a document a side lacks scores that side's floor."""
 
     def normalised(side: Side) -> dict[str, float]:
         if not side:
             return {}
-        if not minmax:
-            return dict(side)
-        top, low = side[0][1], side[-1][1]
-        span = (top - low) or 1.0
-        return {doc: (score - low) / span for doc, score in side}
+        values = np.array([score for _, score in side], dtype=np.float64)
+        if norm == "min-max":
+            values = (values - values.min()) / ((values.max() - values.min()) or 1.0)
+        elif norm == "z-score":
+            values = (values - values.mean()) / (values.std() or 1.0)
+        return {doc: float(v) for (doc, _), v in zip(side, values, strict=True)}
 
     def rule(dense: Side, lexical: Side) -> list[str]:
         d, x = normalised(dense), normalised(lexical)
-        d_floor = min(d.values(), default=0.0) if not minmax else 0.0
+        d_floor, x_floor = min(d.values(), default=0.0), min(x.values(), default=0.0)
+        if norm == "raw":
+            x_floor = 0.0
         docs = set(d) | set(x)
-        score = {doc: alpha * d.get(doc, d_floor) + (1 - alpha) * x.get(doc, 0.0) for doc in docs}
+        score = {doc: alpha * d.get(doc, d_floor) + (1 - alpha) * x.get(doc, x_floor) for doc in docs}
         return sorted(score, key=score.__getitem__, reverse=True)
 
     return rule
@@ -68,8 +75,9 @@ RULES: dict[str, Rule] = {
     "RRF k=60 (before)": rrf(60),
     "RRF k=60, lexical x0.5": rrf(60, 0.5),
     "RRF k=10": rrf(10),
-    **{f"convex raw, dense {a}": convex(a, False) for a in (0.5, 0.6, 0.7, 0.8, 0.9)},
-    **{f"convex min-max, dense {a}": convex(a, True) for a in (0.5, 0.6, 0.7, 0.8)},
+    **{f"convex raw, dense {a}": convex(a, "raw") for a in (0.5, 0.6, 0.7, 0.8, 0.9)},
+    **{f"convex min-max, dense {a}": convex(a, "min-max") for a in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8)},
+    **{f"convex z-score, dense {a}": convex(a, "z-score") for a in (0.5, 0.6, 0.65, 0.7, 0.75, 0.8)},
 }
 
 

@@ -85,6 +85,11 @@ def test_a_trained_adapter_merged_on_load_gives_the_trained_models_vectors(tmp_p
     zero = load_embedder(dataclasses.replace(base_spec, adapter=str(halfway)), dtype="float32")
     assert np.allclose(zero.embed_documents(TEXTS), plain, atol=1e-6)  # weight 0 is the base model
 
+    # training can continue from a saved adapter: a fresh model started from it is the trained one
+    resumed, _ = load_trainable(str(folder), rank=4, alpha=8.0)
+    assert training.continue_from(resumed, path) == 2 * 6
+    assert float(np.min(np.sum(pooled(resumed, tokenizer, TEXTS) * trained, axis=1))) >= 0.9999
+
 
 def test_a_damaged_or_foreign_adapter_is_a_one_line_model_error(tmp_path: Path) -> None:
     folder = tiny_bert(tmp_path / "bert")
@@ -154,3 +159,18 @@ def test_training_pairs_are_mined_from_sources_and_benchmark_overlap_is_dropped(
     made = training.examples(pairs * 10, [("a staqc title", "code")], count=11, seed=1)
     assert len(made) == 11 and ("a staqc title", "code") in made
     assert all(document.rstrip().endswith("return total") for _, document in made if document != "code")
+    assert pair.origin == "src/pkg"
+
+
+def test_grouped_examples_come_in_runs_from_one_package() -> None:
+    pairs = [
+        training.Pair(f"summary {i}", f"code of pkg{i % 3}", "", f"code of pkg{i % 3}", f"f{i}", f"site/pkg{i % 3}")
+        for i in range(60)
+    ]
+    staqc = [(f"title {i}", "snippet") for i in range(4)]
+    made = training.examples(pairs, staqc, count=64, seed=3, group=8)
+    assert len(made) == 64 and sorted(made) == sorted(training.examples(pairs, staqc, count=64, seed=3))
+    runs = [made[i : i + 8] for i in range(0, 64, 8)]
+    packages = [{doc.rsplit(" ", 1)[-1] for _, doc in run} for run in runs]
+    # 60 mined pairs, 20 per package: two whole runs each; the 4 left of each and StaQC's 4 fill the rest
+    assert sum(len(p) == 1 and "snippet" not in p for p in packages) == 6

@@ -15,15 +15,17 @@ and users type both docstring-like and web-search-like queries):
   no quotes, "python" before or after);
 - document: the function without its docstring; half of those that have more docstring keep
   its remaining paragraphs; 20% the whole function with a rewritten query; 30% behind the
-  ``function <name>`` line the chunker puts before a chunk.
+  ``function <name>`` line the chunker puts before a chunk;
+- batches: mined pairs come in runs of ``--group`` (8) from one package, so that a query's
+  in-batch negatives include functions of the same code base (hard negatives).
 
 The update's strength (``--weights``) is chosen on development data only: the largest weight
 whose CoSQA **dev** nDCG@10 stays within ``--tolerance`` of the base model, reported beside
 1,000 held-out mined pairs. Test sets are never looked at here (benchmarks/quality.py does).
 
-    python training/train_adapter.py [--data ../shared/datasets] [--steps 300] [--out FILE]
+    python training/train_adapter.py [--data ../shared/datasets] [--steps 600] [--out FILE]
 
-About 25 minutes on a 2-core CPU (mining 2, training 17, choosing the weight 5).
+About 43 minutes on a 2-core CPU (mining 4, training 34, choosing the weight 5).
 """
 
 from __future__ import annotations
@@ -48,11 +50,11 @@ from pathlib import Path
 import numpy as np
 
 from codesearch.embedding import load_embedder, resolve_model
-from codesearch.embedding.adapter import load_trainable, save_adapter, train_adapter
+from codesearch.embedding.adapter import LowRankLinear, load_trainable, save_adapter, train_adapter
 from codesearch.embedding.models import ADAPTER_FOLDER, MINILM
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ADAPTER_FOLDER / "minilm-code-v1.safetensors"
+OUT = ADAPTER_FOLDER / "minilm-code-v2.safetensors"
 # packages of the 27 CodeSearchNet test repositories (../shared/datasets/codesearchnet-python-rebuilt)
 CSN_TEST_PACKAGES = {
     "pylint", "OpenSSL", "librosa", "tensorflow_probability", "vaex", "qiskit", "streamlink", "flask_oauthlib",
@@ -69,6 +71,7 @@ class Pair:
     rest: str  # the function with its docstring minus the first paragraph ('' when nothing is left)
     full: str  # the function as written
     name: str
+    origin: str = ""  # the top-level package or module it was mined from
 
 
 def mine(roots: list[Path]) -> list[Pair]:
@@ -91,6 +94,7 @@ def mine(roots: list[Path]) -> list[Pair]:
                 pair = _pair(node, lines)
                 if pair is None:
                     continue
+                pair.origin = f"{root.name}/{path.relative_to(root).parts[0]}"
                 code_key = hashlib.md5(re.sub(r"\s+", "", pair.bare).encode()).hexdigest()
                 if pair.query.lower() in seen_queries or code_key in seen_code:
                     continue
@@ -159,11 +163,16 @@ def web_style(query: str, rng: random.Random) -> str:
     return " ".join(["python", *words] if rng.random() < 0.5 else [*words, "python"])
 
 
-def examples(pairs: list[Pair], staqc: list[tuple[str, str]], count: int, seed: int) -> list[tuple[str, str]]:
+def examples(
+    pairs: list[Pair], staqc: list[tuple[str, str]], count: int, seed: int, group: int = 0
+) -> list[tuple[str, str]]:
     """``count`` (query, document) training examples: the StaQC pairs and the first mined pairs,
-    each made into one of the forms described at the top of this file, shuffled."""
+    each made into one of the forms described at the top of this file, shuffled. With ``group``,
+    mined examples come in runs of ``group`` from one package, so that a batch's other documents
+    include functions of the same code base (hard negatives, as in a real repository's index)."""
     rng = random.Random(seed)
     made: list[tuple[str, str]] = []
+    origins: list[str] = []
     for pair in pairs[: max(0, count - len(staqc))]:
         query, document = pair.query, pair.bare
         if rng.random() < 0.2:
@@ -176,9 +185,26 @@ def examples(pairs: list[Pair], staqc: list[tuple[str, str]], count: int, seed: 
         if rng.random() < 0.3:
             document = f"function {pair.name}\n{document}"
         made.append((query, document))
+        origins.append(pair.origin)
     made.extend(staqc)
-    rng.shuffle(made)
-    return made
+    origins.extend([""] * len(staqc))
+    if group <= 1:
+        rng.shuffle(made)
+        return made
+    by_origin: dict[str, list[tuple[str, str]]] = {}
+    for example, origin in zip(made, origins, strict=True):
+        by_origin.setdefault(origin, []).append(example)
+    blocks: list[list[tuple[str, str]]] = []
+    loose: list[tuple[str, str]] = []
+    for origin, members in by_origin.items():
+        rng.shuffle(members)
+        whole = len(members) - len(members) % group if origin else 0
+        blocks.extend(members[i : i + group] for i in range(0, whole, group))
+        loose.extend(members[whole:])
+    rng.shuffle(loose)
+    blocks.extend(loose[i : i + group] for i in range(0, len(loose), group))
+    rng.shuffle(blocks)
+    return [example for block in blocks for example in block]
 
 
 def staqc_train(data: Path) -> list[tuple[str, str]]:
@@ -218,6 +244,25 @@ def development_scores(model: str | None, adapter: Path | None, held_out: list[P
     return result
 
 
+def continue_from(model: object, path: Path) -> int:
+    """Start the low-rank layers of ``model`` from an adapter file's A and B (its weight is set
+    again when saving). Returns how many layers were loaded."""
+    import torch
+    from safetensors import safe_open
+
+    with torch.no_grad(), safe_open(str(path), framework="pt") as handle:
+        keys = set(handle.keys())
+        loaded = 0
+        for name, module in model.named_modules():  # type: ignore[attr-defined]
+            if isinstance(module, LowRankLinear) and f"{name}.lora_A" in keys:
+                module.lora_A.copy_(handle.get_tensor(f"{name}.lora_A").float())
+                module.lora_B.copy_(handle.get_tensor(f"{name}.lora_B").float())
+                loaded += 1
+    if not loaded:
+        raise SystemExit(f"{path} has no layer of this model")
+    return loaded
+
+
 def _jsonl(path: Path) -> list[dict[str, str]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
@@ -226,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets")
     parser.add_argument("--out", type=Path, default=OUT)
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=600)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-4)
@@ -234,6 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=float, nargs="+", default=[1.0, 0.75, 0.5])
     parser.add_argument("--tolerance", type=float, default=0.005)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--group", type=int, default=8, help="runs of this many pairs from one package (0: off)")
+    parser.add_argument("--init", type=Path, default=None, help="continue training this adapter file")
+    parser.add_argument("--skip", type=int, default=0, help="leave out the first N mined training pairs (seen before)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     started = time.monotonic()
@@ -244,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     random.Random(args.seed).shuffle(kept)
     held_out, train = kept[: args.held_out], kept[args.held_out :]
     staqc = staqc_train(args.data)
-    data = examples(train, staqc, args.steps * args.batch, args.seed)
+    data = examples(train[args.skip :], staqc, args.steps * args.batch, args.seed, args.group)
     print(
         f"mined {len(mined)} pairs from {', '.join(map(str, roots))}; dropped {by_query} (benchmark query) and "
         f"{by_code} (benchmark code); {len(held_out)} held out; training on {len(data)} "
@@ -252,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     base = resolve_model(MINILM)
     model, tokenizer = load_trainable(base.source, rank=args.rank, alpha=2.0 * args.rank)
+    if args.init is not None:
+        print(f"continuing from {args.init} ({continue_from(model, args.init)} layers)")
     losses = train_adapter(model, tokenizer, data, batch_size=args.batch, learning_rate=args.lr, seed=args.seed)
     about = {
         "base": base.model_id,
@@ -259,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
         "batch": args.batch,
         "rank": args.rank,
         "lr": args.lr,
+        "group": args.group,
+        "init": args.init.name if args.init else None,
+        "skip": args.skip,
         "examples": len(data),
         "mined": len(mined),
         "dropped_overlap": by_query + by_code,
