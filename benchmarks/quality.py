@@ -354,7 +354,7 @@ def check(results: dict[str, dict[str, Scores]]) -> list[str]:
             notes.append(f"{name}: best vs BM25 {BM25[name][0]:.3f}: {'ok' if beat else 'NOT MET'}")
     if "csn-t2c" in results:
         hybrid = results["csn-t2c"]["hybrid"].ndcg10
-        notes.append(f"csn-t2c: hybrid nDCG@10 {hybrid:.3f} >= 0.75: {'ok' if hybrid >= 0.75 else 'NOT MET'}")
+        notes.append(f"csn-t2c: hybrid nDCG@10 {hybrid:.4f} >= 0.75: {'ok' if hybrid >= 0.75 else 'NOT MET'}")
     return notes
 
 
