@@ -48,6 +48,8 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import torch
+from safetensors import safe_open
 
 from codesearch.embedding import load_embedder, resolve_model
 from codesearch.embedding.adapter import LowRankLinear, load_trainable, save_adapter, train_adapter
@@ -244,16 +246,13 @@ def development_scores(model: str | None, adapter: Path | None, held_out: list[P
     return result
 
 
-def continue_from(model: object, path: Path) -> int:
+def continue_from(model: torch.nn.Module, path: Path) -> int:
     """Start the low-rank layers of ``model`` from an adapter file's A and B (its weight is set
     again when saving). Returns how many layers were loaded."""
-    import torch
-    from safetensors import safe_open
-
     with torch.no_grad(), safe_open(str(path), framework="pt") as handle:
         keys = set(handle.keys())
         loaded = 0
-        for name, module in model.named_modules():  # type: ignore[attr-defined]
+        for name, module in model.named_modules():
             if isinstance(module, LowRankLinear) and f"{name}.lora_A" in keys:
                 module.lora_A.copy_(handle.get_tensor(f"{name}.lora_A").float())
                 module.lora_B.copy_(handle.get_tensor(f"{name}.lora_B").float())
