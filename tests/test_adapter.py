@@ -89,6 +89,15 @@ def test_a_trained_adapter_merged_on_load_gives_the_trained_models_vectors(tmp_p
     resumed, _ = load_trainable(str(folder), rank=4, alpha=8.0)
     assert training.continue_from(resumed, path) == 2 * 6
     assert float(np.min(np.sum(pooled(resumed, tokenizer, TEXTS) * trained, axis=1))) >= 0.9999
+    # ... and by default it skips the mined pairs that adapter's runs used (the StaQC pairs come every time)
+    first = tmp_path / "first.safetensors"
+    save_adapter(model, first, base_id="tiny-bert", about={"examples": 640, "skip": 0})
+    assert training.seen_pairs(first, staqc_count=40) == 600
+    second = tmp_path / "second.safetensors"
+    save_adapter(model, second, base_id="tiny-bert", about={"examples": 320, "skip": 600})
+    assert training.seen_pairs(second, staqc_count=40) == 880
+    with pytest.raises(SystemExit, match="give --skip"):
+        training.seen_pairs(path, staqc_count=40)
 
 
 def test_a_damaged_or_foreign_adapter_is_a_one_line_model_error(tmp_path: Path) -> None:
