@@ -24,7 +24,7 @@ CODE = [
 
 
 def test_offline_default_model(embedder) -> None:  # type: ignore[no-untyped-def]
-    assert embedder.spec.model_id == "sentence-transformers/all-MiniLM-L6-v2+codesearch-code-v2"
+    assert embedder.spec.model_id == "sentence-transformers/all-MiniLM-L6-v2+codesearch-code-v3"
     assert embedder.dimension == 384 and embedder.max_tokens == 256
     vectors = embedder.embed_documents(CODE)
     assert vectors.shape == (len(CODE), 384) and vectors.dtype == np.float32

@@ -108,11 +108,11 @@ PRESETS: dict[str, dict[str, object]] = {
     # the default: all-MiniLM-L6-v2 with a low-rank adapter trained on docstring -> code pairs of
     # the Python sources pip installs (training/train_adapter.py; adapters/README.md)
     "minilm-code": dict(
-        model_id="sentence-transformers/all-MiniLM-L6-v2+codesearch-code-v2",
+        model_id="sentence-transformers/all-MiniLM-L6-v2+codesearch-code-v3",
         pooling="mean",
         max_tokens=256,
         chunk_tokens=192,
-        adapter=str(ADAPTER_FOLDER / "minilm-code-v2.safetensors"),
+        adapter=str(ADAPTER_FOLDER / "minilm-code-v3.safetensors"),
     ),
     "all-minilm-l6-v2": dict(
         model_id="sentence-transformers/all-MiniLM-L6-v2",
