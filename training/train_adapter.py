@@ -30,7 +30,7 @@ pairs it used are skipped by default):
     python training/train_adapter.py --out v2.safetensors [--data ../shared/datasets]
     python training/train_adapter.py --init v2.safetensors --steps 300 [--out FILE]
 
-About 43 then 24 minutes on a 2-core CPU (mining 4, training 34 / 17, choosing the weight 5).
+About 43 then 24 minutes on a 2-core CPU (each run mines for 4 and chooses the weight for 5).
 """
 
 from __future__ import annotations
