@@ -1,17 +1,20 @@
 """Conversion between codesearch results and LSP types, in one place.
 
 Lines: codesearch counts from 1 (inclusive ranges); LSP counts from 0 with an exclusive end,
-so chunk lines ``a..b`` become ``Range((a-1, 0), (b, 0))``.
+so chunk lines ``a..b`` become ``Range((a-1, 0), (b, 0))``. Symbols: only a code definition's
+qualified symbol is split into name and container (:func:`split_symbol`).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
 
+from codesearch.chunking import QUALIFIER
+from codesearch.search import SearchResult
 from codesearch.service import Found
 
 SYMBOL_KINDS = {
@@ -65,18 +68,42 @@ def selection_lines(selection: types.Range) -> tuple[int, int]:
     return start, max(start, end)
 
 
-def symbol_name(found: Found) -> str:
-    result = found.result
-    return result.symbol.rsplit(".", 1)[-1] if result.symbol else Path(result.path).name
+# kinds whose symbol the chunker may have qualified (``Class.method``); the others are named after a
+# file, a heading or a namespace as written, and are shown whole
+QUALIFIED_KINDS = frozenset(SYMBOL_KINDS) - {"text", "namespace"}
+_BRACKETS = {"(": ")", "<": ">", "[": "]"}
+
+
+def split_symbol(result: SearchResult) -> tuple[str, str | None]:
+    """(name, container) of a result's symbol: ``Session.request`` gives ``("request", "Session")``.
+    Only a code definition's symbol is qualified, at the chunker's separator outside brackets
+    (``max<std.string>`` is one name); a file-level chunk named after its file (``ignore.py``), a
+    Markdown heading (``See https://x.org/a.b``) or a namespace (``Acme.Text``) stays whole."""
+    symbol = result.symbol
+    if not symbol:
+        return Path(result.path).name, None
+    if result.kind not in QUALIFIED_KINDS or symbol == PurePosixPath(result.path).name:
+        return symbol, None
+    cut, closers = -1, []
+    for i, ch in enumerate(symbol):
+        if ch in _BRACKETS:
+            closers.append(_BRACKETS[ch])
+        elif closers and ch == closers[-1]:
+            closers.pop()
+        elif ch == QUALIFIER and not closers:
+            cut = i
+    if cut <= 0 or cut == len(symbol) - 1:
+        return symbol, None
+    return symbol[cut + 1 :], symbol[:cut]
 
 
 def workspace_symbol(found: Found) -> types.WorkspaceSymbol:
     """name = the symbol's own name; containerName = the enclosing symbol (``Class``), none at
     the top level. Clients show the file from the location, so the path is not repeated."""
     result = found.result
-    container = result.symbol.rsplit(".", 1)[0] if "." in result.symbol else None
+    name, container = split_symbol(result)
     return types.WorkspaceSymbol(
-        name=symbol_name(found),
+        name=name,
         kind=SYMBOL_KINDS.get(result.kind, types.SymbolKind.Variable),
         location=types.Location(uri=uri_of(found.file), range=chunk_range(result.start_line, result.end_line)),
         container_name=container,

@@ -1,7 +1,8 @@
 """Chunking: a file's text → chunks (functions, methods, classes, module code, text windows).
 
-Public: :func:`chunk_file`, :class:`Chunk`, :func:`estimate_tokens`, ``SUPPORTED_LANGUAGES``.
-``max_tokens`` is the embedder's budget for one input; the chunker keeps room for the header.
+Public: :func:`chunk_file`, :class:`Chunk`, :func:`estimate_tokens`, ``SUPPORTED_LANGUAGES``,
+and ``QUALIFIER`` (joins ``Class.method``). ``max_tokens`` is the embedder's
+budget for one input; the chunker keeps room for the header.
 """
 
 from __future__ import annotations
@@ -10,14 +11,14 @@ import logging
 from pathlib import PurePosixPath
 
 from codesearch.chunking.languages import SUPPORTED_LANGUAGES
-from codesearch.chunking.model import Chunk, LineCounter, estimate_lines, estimate_tokens, header_reserve
+from codesearch.chunking.model import QUALIFIER, Chunk, LineCounter, estimate_lines, estimate_tokens, header_reserve
 from codesearch.chunking.text import window_chunks
 from codesearch.chunking.treesitter import TreeSitterChunker
 from codesearch.files.walk import looks_minified
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SUPPORTED_LANGUAGES", "Chunk", "LineCounter", "chunk_file", "estimate_tokens"]
+__all__ = ["QUALIFIER", "SUPPORTED_LANGUAGES", "Chunk", "LineCounter", "chunk_file", "estimate_tokens"]
 
 
 def chunk_file(

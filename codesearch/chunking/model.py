@@ -20,6 +20,10 @@ from dataclasses import dataclass
 _TOKEN_RE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d{1,3}|[^\sA-Za-z\d]")
 
 
+# joins an enclosing type's symbol and a member's name (``Class.method``, ``Box.size`` for C++
+# ``Box::size``): only definitions' symbols are qualified; file-level chunks are named after the file
+QUALIFIER = "."
+
 # the signature repeated in a continuation piece's header is cut here (~30 tokens)
 HEADER_SIGNATURE_CHARS = 100
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from tree_sitter import Node
 
 from codesearch.chunking.languages import NAMESPACE_KIND, SPECS, TYPE_KINDS, LanguageSpec, new_parser
-from codesearch.chunking.model import Chunk, LineCounter, estimate_lines
+from codesearch.chunking.model import QUALIFIER, Chunk, LineCounter, estimate_lines
 
 log = logging.getLogger(__name__)
 
@@ -132,13 +132,13 @@ class TreeSitterChunker:
         if any(self.covered[start : end + 1]):
             return  # already part of another chunk (defensive: overlapping wrappers)
         kind = self.spec.kind_of(node) or "function"
-        name = (self.spec.name_of(node) or "<anonymous>").replace("::", ".").replace("\\", ".")
+        name = (self.spec.name_of(node) or "<anonymous>").replace("::", QUALIFIER).replace("\\", QUALIFIER)
         body = node.child_by_field_name("body")
         if node.type in self.spec.containers and body is not None and depth < _MAX_DEPTH:
             if node.type in self.spec.namespaces or kind == NAMESPACE_KIND:
                 inner = _Scope(scope.symbol, NAMESPACE_KIND, (*scope.context, f"namespace {name}"), name)
             else:
-                symbol = f"{scope.symbol}.{name}" if scope.symbol else name
+                symbol = f"{scope.symbol}{QUALIFIER}{name}" if scope.symbol else name
                 inner = _Scope(symbol, kind, (*scope.context, f"{kind} {name}"), symbol, kind in TYPE_KINDS)
             self._scope(body.named_children, start, end, inner, depth + 1)
             return
@@ -146,7 +146,7 @@ class TreeSitterChunker:
             kind = "method"
         elif kind == "function" and "." in name:
             kind = "method"  # out-of-line C++ ``Box::size`` or Ruby ``Foo.bar``
-        symbol = f"{scope.symbol}.{name}" if scope.symbol else name
+        symbol = f"{scope.symbol}{QUALIFIER}{name}" if scope.symbol else name
         signature = self._signature(node, body)
         pieces = self._split(node.named_children, start, end, depth)
         if body is not None:
