@@ -3,7 +3,8 @@
 - :class:`IndexStats`: what one run did; :class:`Progress`: the counters callers watch.
 - ``progress.json`` in the index folder, so another process (``codesearch status``, a
   language server that is not the writer) sees how far a running ``index`` or ``watch`` got.
-- :func:`writer_lock`: one writer per index folder (``writer.lock``, ``flock``).
+- :func:`writer_lock`: one writer per index folder (``writer.lock``: an OS lock through
+  ``filelock``, ``flock`` on POSIX and ``msvcrt`` on Windows, so it ends with the process).
 
 The file is written at most every ``WRITE_EVERY_S`` (and at each phase change) with the
 writer's pid, and removed when the run ends. A file whose pid is gone was left by a killed run
@@ -13,13 +14,14 @@ and is ignored.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from codesearch.errors import IndexLockedError
 from codesearch.store.layout import IndexDir, Remote, write_json
@@ -121,14 +123,15 @@ def writer_lock(index_dir: IndexDir) -> Iterator[None]:
         yield
         return
     index_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    with open(index_dir / LOCK_FILE, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise IndexLockedError(
-                f"another codesearch process is writing the index at {index_dir}; wait for it to finish"
-            ) from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    # not thread-local: a watcher takes the lock on one thread and may release it on another
+    lock = FileLock(str(index_dir / LOCK_FILE), thread_local=False)
+    try:
+        lock.acquire(timeout=0)  # one try, never wait
+    except Timeout as exc:
+        raise IndexLockedError(
+            f"another codesearch process is writing the index at {index_dir}; wait for it to finish"
+        ) from exc
+    try:
+        yield
+    finally:
+        lock.release()
