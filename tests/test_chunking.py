@@ -79,7 +79,7 @@ EXPECTED: dict[str, list[tuple[str, str, int, int]]] = {
         ("Matrix.rows", "method", 8, 8),
         ("Matrix", "class", 10, 12),
         ("linalg", "namespace", 14, 16),
-        ("linalg.dot", "method", 18, 20),
+        ("linalg.dot", "function", 18, 20),  # ``int linalg::dot(...)``: a namespace's function, defined outside it
     ],
     "csharp": [
         ("Parser.cs", "module", 1, 1),
@@ -129,6 +129,44 @@ def test_symbols_kinds_and_ranges(language: str) -> None:
     assert [(c.symbol, c.kind, c.start_line, c.end_line) for c in chunks] == EXPECTED[language]
     assert {c.language for c in chunks} == {language}
     assert_covers(source, chunks)
+
+
+CPP_KINDS = """#include <cstddef>
+
+namespace geo { namespace detail { int clamp(int v); } }
+
+int free_function(int a) { return a; }
+
+namespace geo {
+int area(int w, int h) { return w * h; }
+struct Point {
+  int x() const { return x_; }
+  int x_;
+};
+}  // namespace geo
+
+int geo::detail::clamp(int v) { return v < 0 ? 0 : v; }
+int ::global_helper() { return 1; }
+int geo::Point::norm() const { return x_ * x_; }
+std::size_t Box::size() const { return n_; }
+Box::Box() : n_(0) {}
+"""
+
+
+def test_cpp_free_functions_are_functions_and_members_are_methods() -> None:
+    chunks = chunk_file("kinds.cpp", CPP_KINDS, "cpp")
+    kinds = {c.symbol: c.kind for c in chunks if c.kind in ("function", "method")}
+    assert kinds == {
+        "free_function": "function",  # top level
+        "area": "function",  # inside a namespace
+        "Point.x": "method",  # inside a struct (namespaces are context, not part of the symbol)
+        "geo.detail.clamp": "function",  # out-of-line, qualified by this file's namespaces
+        "global_helper": "function",  # ``::global_helper``: the global namespace
+        "geo.Point.norm": "method",  # out-of-line member of a struct in a namespace
+        "Box.size": "method",  # out-of-line member of a class declared elsewhere
+        "Box.Box": "method",
+    }
+    assert_covers(CPP_KINDS, chunks)
 
 
 def test_chunk_text_and_embedding_header() -> None:
@@ -276,3 +314,70 @@ def test_long_signature_is_not_a_chunk_of_its_own() -> None:
     assert signature_tokens < 160 - header_reserve(160)  # the head fits the budget alone...
     assert chunks[0].end_line > body_line  # ...so the first piece also takes lines of the body
     assert_covers(source, chunks)
+
+
+def _lone_pieces(chunks: list[Chunk], budget: int) -> list[tuple[int, str]]:
+    """One-line pieces of split definitions that could have shared a piece with a neighbour
+    (a line too long to pair with its neighbour's adjacent line within ``budget`` may stay alone)."""
+    lone = []
+    for i, c in enumerate(chunks):
+        lines = [line for line in c.text.split("\n") if line.strip()]
+        if len(lines) != 1 or c.kind in ("module", "text"):
+            continue
+        before = chunks[i - 1] if i > 0 and c.signature else None  # a continuation piece follows its head
+        after = chunks[i + 1] if i + 1 < len(chunks) and chunks[i + 1].signature else None
+        neighbours = [(n, -1) for n in [before] if n and n.symbol == c.symbol]
+        neighbours += [(n, 0) for n in [after] if n and n.symbol == c.symbol]
+        if any(
+            estimate_tokens(lines[0]) + estimate_tokens([x for x in n.text.split("\n") if x.strip()][edge]) <= budget
+            for n, edge in neighbours
+        ):
+            lone.append((c.start_line, lines[0].strip()))
+    return lone
+
+
+def _branches(count: int, kind: str) -> str:
+    return "\n".join(
+        f"            out.append(convert_{kind}_value(key, item_{i}, depth + {i}, options))" for i in range(count)
+    )
+
+
+FLATTEN = f'''def flatten(value, depth=0, options=None):
+    """Flatten nested lists and dicts into rows."""
+    out = []
+    for key, v in value.items():
+        if isinstance(v, list):
+{_branches(4, "list")}
+        elif isinstance(v, dict):
+{_branches(3, "dict")}
+        else:
+            out.append((key, v))
+    return out
+'''
+
+
+def test_no_piece_of_a_split_definition_is_one_line() -> None:
+    chunks = chunk_file("flatten.py", FLATTEN, "python", max_tokens=128)
+    assert len(chunks) > 1 and {c.symbol for c in chunks} == {"flatten"}
+    assert not [c for c in chunks if c.text.strip() == "elif isinstance(v, dict):"]
+    assert _lone_pieces(chunks, 128 - header_reserve(128)) == []
+    assert_covers(FLATTEN, chunks)
+
+
+@pytest.mark.parametrize("max_tokens", [128, 192])
+def test_real_files_have_no_one_line_pieces_and_keep_the_budget(max_tokens: int) -> None:
+    stdlib = sysconfig.get_paths()["stdlib"]
+    names = ["argparse.py", "_pydecimal.py", "difflib.py", "json/decoder.py", "email/_header_value_parser.py"]
+    budget = max_tokens - header_reserve(max_tokens)
+    pieces = 0
+    for name in names:
+        with open(f"{stdlib}/{name}", encoding="utf-8") as fh:
+            text = fh.read()
+        chunks = chunk_file(name, text, "python", max_tokens=max_tokens)
+        assert _lone_pieces(chunks, budget) == [], name
+        assert_covers(text, chunks)
+        for c in chunks:
+            lines = c.text.split("\n")
+            assert len(lines) == 1 or sum(estimate_tokens(line) for line in lines) <= budget, (name, c.start_line)
+        pieces += sum(1 for c in chunks if c.signature)
+    assert pieces > 100  # the files hold many split definitions

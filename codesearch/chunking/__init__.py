@@ -1,7 +1,7 @@
 """Chunking: a file's text → chunks (functions, methods, classes, module code, text windows).
 
 Public: :func:`chunk_file`, :class:`Chunk`, :func:`estimate_tokens`, ``SUPPORTED_LANGUAGES``,
-and ``QUALIFIER`` (joins ``Class.method``). ``max_tokens`` is the embedder's
+``QUALIFIER`` (joins ``Class.method``) and ``CHUNKER_VERSION``. ``max_tokens`` is the embedder's
 budget for one input; the chunker keeps room for the header.
 """
 
@@ -18,7 +18,20 @@ from codesearch.files.walk import looks_minified
 
 log = logging.getLogger(__name__)
 
-__all__ = ["QUALIFIER", "SUPPORTED_LANGUAGES", "Chunk", "LineCounter", "chunk_file", "estimate_tokens"]
+__all__ = [
+    "CHUNKER_VERSION",
+    "QUALIFIER",
+    "SUPPORTED_LANGUAGES",
+    "Chunk",
+    "LineCounter",
+    "chunk_file",
+    "estimate_tokens",
+]
+
+# Bumped whenever the chunks of some file change (ranges, symbols, kinds): an index records the
+# version its files were chunked with, and re-chunks the files of an older one.
+# 2: no one-line piece of a split definition; a C++ function defined as ``ns::f`` is a function.
+CHUNKER_VERSION = 2
 
 
 def chunk_file(

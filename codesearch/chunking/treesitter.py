@@ -3,7 +3,8 @@
 Owns the algorithm: definitions (functions, methods, classes...) become chunks with qualified
 symbols; containers (classes, impls, namespaces) are entered so each member is its own chunk and
 the container keeps its header and fields; a definition over the token budget is split at the
-boundaries of its children (statements), recursively; lines that belong to no definition
+boundaries of its children (statements), recursively, and no piece of it is a single line
+(``elif x:`` joins what follows it, ``return y`` what precedes it); lines that belong to no definition
 (imports, constants, module code) are packed into module chunks of adjacent pieces. Coverage is
 by construction: every non-blank line of the file lies in some chunk.
 """
@@ -56,6 +57,10 @@ def row_end(node: Node) -> int:
     return end_row
 
 
+def _indent(line: str) -> int:
+    return len(line.expandtabs(4)) - len(line.expandtabs(4).lstrip())
+
+
 class TreeSitterChunker:
     """Chunks one file; create one per file (it holds per-file state)."""
 
@@ -75,6 +80,8 @@ class TreeSitterChunker:
             self.prefix.append(self.prefix[-1] + cost)
         self.covered = bytearray(len(self.lines))
         self.ranges: list[tuple[int, int, str, str, tuple[str, ...], str]] = []
+        self.root: Node | None = None
+        self._namespaces: set[str] | None = None  # the file's namespace names, read when first needed
 
     # -- sizing helpers ---------------------------------------------------------------------
     def tokens(self, start: int, end: int) -> int:
@@ -88,7 +95,7 @@ class TreeSitterChunker:
         if not self.lines:
             return []
         tree = new_parser(self.language).parse(self.src)
-        root = tree.root_node
+        root = self.root = tree.root_node
         self._scope(root.named_children, 0, len(self.lines) - 1, _Scope("", "module", (), self.name), depth=0)
         return self._materialise()
 
@@ -132,7 +139,8 @@ class TreeSitterChunker:
         if any(self.covered[start : end + 1]):
             return  # already part of another chunk (defensive: overlapping wrappers)
         kind = self.spec.kind_of(node) or "function"
-        name = (self.spec.name_of(node) or "<anonymous>").replace("::", QUALIFIER).replace("\\", QUALIFIER)
+        name = self.spec.name_of(node) or "<anonymous>"
+        name = name.replace("::", QUALIFIER).replace("\\", QUALIFIER).lstrip(QUALIFIER) or name  # ``::f``: f
         body = node.child_by_field_name("body")
         if node.type in self.spec.containers and body is not None and depth < _MAX_DEPTH:
             if node.type in self.spec.namespaces or kind == NAMESPACE_KIND:
@@ -144,15 +152,34 @@ class TreeSitterChunker:
             return
         if kind == "function" and scope.in_type:
             kind = "method"
-        elif kind == "function" and "." in name:
-            kind = "method"  # out-of-line C++ ``Box::size`` or Ruby ``Foo.bar``
+        elif kind == "function" and QUALIFIER in name and not self._in_namespace(name):
+            kind = "method"  # out-of-line C++ ``Box::size`` (but ``linalg::dot`` is a function)
         symbol = f"{scope.symbol}{QUALIFIER}{name}" if scope.symbol else name
         signature = self._signature(node, body)
         pieces = self._split(node.named_children, start, end, depth)
         if body is not None:
             pieces = self._head_not_alone(pieces, row_start(body))
+        pieces = self._no_lone_lines(pieces)
         for part, (a, b) in enumerate(pieces):
             self._emit(a, b, symbol, kind, scope.context, signature if part else "")
+
+    def _in_namespace(self, name: str) -> bool:
+        """Whether every qualifier of ``name`` (``a.b`` of ``a.b.f``) is a namespace of this file:
+        then ``name`` is a namespace's function, not a method."""
+        if self._namespaces is None:
+            self._namespaces = set()
+            stack = list(self.root.named_children) if self.root is not None else []
+            while stack:
+                node = stack.pop()
+                if node.type in self.spec.namespaces:
+                    named = self.spec.name_of(node)
+                    if named:
+                        self._namespaces.update(named.replace("::", QUALIFIER).split(QUALIFIER))
+                    body = node.child_by_field_name("body")
+                    stack.extend(body.named_children if body is not None else [])
+                elif node.type in self.spec.wrappers or node.type.startswith("preproc_") or node.type == "ERROR":
+                    stack.extend(node.named_children)
+        return all(part in self._namespaces for part in name.split(QUALIFIER)[:-1])
 
     def _head_not_alone(self, pieces: list[tuple[int, int]], body_row: int) -> list[tuple[int, int]]:
         """A long signature must not become a chunk of its own: the first piece takes as many
@@ -167,6 +194,53 @@ class TreeSitterChunker:
             return pieces
         rest = [(last + 1, b1)] if last < b1 else []
         return [(a, last), *rest, *pieces[2:]]
+
+    def _no_lone_lines(self, pieces: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """No piece of a split range holds a single line (``elif x:``, ``return y``): it joins a
+        neighbour (the next one if it heads it, else the previous), or takes a line from one,
+        within the budget. A line left alone is one too long to pair with any neighbour's."""
+        out = list(pieces)
+        i = 0
+        while len(out) > 1 and i < len(out):
+            a, b = out[i]
+            rows = self._nonblank(a, b)
+            if len(rows) > 1:
+                i += 1
+                continue
+            before = out[i - 1] if i > 0 else None
+            after = out[i + 1] if i + 1 < len(out) else None
+            heads = bool(rows) and after is not None and self._heads(rows[0], after)
+            for side in ("after", "before") if heads else ("before", "after"):
+                if side == "after" and after is not None:
+                    if self.tokens(a, after[1]) <= self.budget:  # join the next piece
+                        out[i : i + 2] = [(a, after[1])]
+                        break
+                    rest = self._nonblank(after[0], after[1])
+                    if len(rest) > 2 and self.tokens(a, rest[0]) <= self.budget:  # take its first line
+                        out[i : i + 2] = [(a, rest[0]), (rest[0] + 1, after[1])]
+                        break
+                if side == "before" and before is not None:
+                    if self.tokens(before[0], b) <= self.budget:  # join the previous piece
+                        out[i - 1 : i + 1] = [(before[0], b)]
+                        i -= 1
+                        break
+                    rest = self._nonblank(before[0], before[1])
+                    if len(rest) > 2 and self.tokens(rest[-1], b) <= self.budget:  # take its last line
+                        out[i - 1 : i + 1] = [(before[0], rest[-1] - 1), (rest[-1], b)]
+                        break
+            i += 1
+        return out
+
+    def _nonblank(self, start: int, end: int) -> list[int]:
+        return [row for row in range(start, end + 1) if not self.blank(row)]
+
+    def _heads(self, row: int, piece: tuple[int, int]) -> bool:
+        """Whether line ``row`` opens what ``piece`` holds (``elif x:`` before its block)."""
+        line = self.lines[row].rstrip()
+        rows = self._nonblank(*piece)
+        if line.endswith((":", "{", "(", "[", "=>", "=")):
+            return True
+        return bool(rows) and _indent(self.lines[rows[0]]) > _indent(line)
 
     def _attached_start(self, outer: Node) -> int:
         """Extend a definition upwards over the doc comments and attributes right above it."""
@@ -271,7 +345,7 @@ class TreeSitterChunker:
             return
         symbol, kind = scope.gap_symbol, scope.kind
         inside = [c for c in children if row_end(c) >= start and row_start(c) <= end]
-        for a, b in self._split(inside, start, end, depth):
+        for a, b in self._no_lone_lines(self._split(inside, start, end, depth)):
             self._emit(a, b, symbol, kind, scope.context, "")
 
     def _attach_punctuation(self, start: int, end: int) -> bool:
