@@ -114,8 +114,8 @@ export function startFailureMessage(command: ServerCommand, error: unknown): str
   if (/ENOENT|not found|no such file/i.test(reason)) {
     return (
       `Code Search could not start its server (${command.display}): ${command.command} was not found. ` +
-      "Install codesearch (pip install codesearch) in a Python environment and set codesearch.pythonPath " +
-      "to its python, or codesearch.serverCommand to the full command."
+      "Install it (pipx install semantic-codesearch puts codesearch on PATH), or set codesearch.pythonPath to a " +
+      "python that has it (pip install semantic-codesearch), or codesearch.serverCommand to the full command."
     );
   }
   return (

@@ -73,7 +73,7 @@ test("the start failure message names the command and the fix", () => {
   const missing = startFailureMessage(command, new Error("spawn codesearch ENOENT"));
   assert.match(missing, /could not start its server \(codesearch serve\): codesearch was not found\./);
   assert.doesNotMatch(missing, /ENOENT/);
-  assert.match(missing, /pip install codesearch/);
+  assert.match(missing, /pip install semantic-codesearch/);
   assert.match(missing, /codesearch\.pythonPath/);
   const other = startFailureMessage(command, "exit code 1");
   assert.match(other, /exit code 1/);
