@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(p_search)
     p_search.add_argument("-k", type=int, default=10, help="number of results (default: 10)")
     p_search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
+    p_search.add_argument("--pieces", action="store_true", help="each piece of a long definition as its own result")
     p_search.add_argument(
         "--lang", action="append", default=[], metavar="L", help="only these languages (repeatable or comma-separated)"
     )
@@ -378,7 +379,12 @@ def cmd_search(args: argparse.Namespace, err: Console) -> int:
     languages = [lang.strip() for item in args.lang for lang in item.split(",") if lang.strip()]
     searcher = Searcher(index_dir, model=args.model, device=args.device, dtype=args.dtype)
     results = searcher.search(
-        args.query, k=args.k, mode=args.mode, languages=languages or None, path_glob=args.path_glob
+        args.query,
+        k=args.k,
+        mode=args.mode,
+        languages=languages or None,
+        path_glob=args.path_glob,
+        pieces=args.pieces,
     )
     if searcher.words_only:
         err.print(f"codesearch: ranked by words alone: {searcher.words_only}", markup=False)

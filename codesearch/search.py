@@ -1,8 +1,9 @@
 """Searching an index: natural-language (or code) query → ranked chunks.
 
 Owns the query modes (``dense``, ``lexical``, ``hybrid``: their weighted, normalised fusion), the
-filters (languages, path glob), the result shape shared by the CLI and the language server,
-and index status. The embedding model is loaded only when a query needs vectors.
+filters (languages, path glob), the result shape shared by the CLI and the language server (one
+result per definition: the pieces of a definition split for size merge into one; no 0-score
+filler), and index status. The embedding model is loaded only when a query needs vectors.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import logging
 import textwrap
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,10 @@ log = logging.getLogger(__name__)
 MODES = ("hybrid", "dense", "lexical")
 SNIPPET_LINES = 6
 SNIPPET_CHARS = 500
+MERGE_FETCH = 3  # candidates ranked per result wanted, so that k remain once pieces merge
+MIN_SCORE = 0.0005  # a result scoring less shows as 0.000: the worst candidate of a fusion, filler
+WHOLE_KINDS = frozenset({"module", "text", "namespace"})  # chunks that are no piece of a definition
+_COMMENT_STARTS = ("#", "//", "/*", "*")  # comments, attributes, preprocessor lines: not a piece's code
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,58 @@ class SearchResult:
 def candidate_depth(k: int) -> int:
     """How many candidates each side (dense, lexical) gives a hybrid query for its best ``k``."""
     return max(50, 2 * k)
+
+
+def _key(hit: Hit) -> tuple[str, int, int]:
+    return hit.path, hit.start_line, hit.end_line
+
+
+def _code_indent(text: str) -> int | None:
+    """The indentation of a chunk's first line of code (comments, preprocessor lines skipped)."""
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped and not stripped.startswith(_COMMENT_STARTS):
+            expanded = line.expandtabs(4)
+            return len(expanded) - len(expanded.lstrip())
+    return None
+
+
+def definitions(run: Sequence[Hit], texts: dict[tuple[str, int, int], str]) -> list[list[Hit]]:
+    """A run of consecutive chunks of one file with the same symbol and kind, grouped into
+    definitions: a chunk whose first line of code is indented deeper than its definition's first
+    one continues it (a piece of a split body); one that is not starts the next definition (an
+    overload, a property's setter). ``texts``: chunk text by (path, start line, end line)."""
+    groups: list[list[Hit]] = []
+    head: int | None = None
+    for row in run:
+        indent = _code_indent(texts.get(_key(row), ""))
+        if groups and head is not None and indent is not None and indent > head:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+            head = indent
+    return groups
+
+
+def _runs(rows: list[Hit], hits: list[Hit]) -> list[list[Hit]]:
+    """The runs of two or more consecutive ``rows`` (chunks of whole files, in file order) with
+    the same symbol and kind that hold one of ``hits``."""
+    place = {_key(row): i for i, row in enumerate(rows)}
+    runs: list[list[Hit]] = []
+    taken: set[int] = set()
+    for hit in hits:
+        at = place.get(_key(hit))
+        if at is None or at in taken:
+            continue  # changed since it was ranked, or in a run already
+        first, last, same = at, at, (hit.path, hit.symbol, hit.kind)
+        while first > 0 and (rows[first - 1].path, rows[first - 1].symbol, rows[first - 1].kind) == same:
+            first -= 1
+        while last + 1 < len(rows) and (rows[last + 1].path, rows[last + 1].symbol, rows[last + 1].kind) == same:
+            last += 1
+        taken.update(range(first, last + 1))
+        if last > first:
+            runs.append(rows[first : last + 1])
+    return runs
 
 
 def make_snippet(text: str) -> str:
@@ -123,7 +181,10 @@ class Searcher:
         mode: str = "hybrid",
         languages: list[str] | None = None,
         path_glob: str | None = None,
+        pieces: bool = False,
     ) -> list[SearchResult]:
+        """The best ``k`` definitions for ``query`` (``pieces``: the best ``k`` chunks, each piece
+        of a definition split for size on its own)."""
         if mode not in MODES:
             raise UsageError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         if k < 1:
@@ -132,7 +193,19 @@ class Searcher:
         if not query:
             raise UsageError("the query is empty")
         where = self._where(languages, path_glob)
-        return self._results(self._rank(query, lambda: self.embedder.embed_query(query), k, mode, where))
+
+        def vector() -> np.ndarray:
+            return self.embedder.embed_query(query)
+
+        if pieces:
+            return self._results(self._rank(query, vector, k, mode, where))
+        keep = MERGE_FETCH * k
+        while True:
+            hits = self._rank(query, vector, k, mode, where, keep)
+            merged = self._merge(hits)
+            if len(merged) >= k or len(hits) < keep or keep >= 30 * k:
+                return self._results(merged[:k])
+            keep *= MERGE_FETCH  # one long definition took most candidates: rank deeper
 
     def similar(
         self,
@@ -141,22 +214,30 @@ class Searcher:
         exclude: tuple[str, int, int] | None = None,
         languages: list[str] | None = None,
         path_glob: str | None = None,
+        pieces: bool = False,
     ) -> list[SearchResult]:
         """Code like ``code`` (code-to-code search): it is embedded as a document, the way the
         indexed chunks were, and fused with a lexical query of its words. ``exclude``: (path,
-        start line, end line) of the selection itself; hits overlapping it are left out."""
+        start line, end line) of the selection itself; hits overlapping it are left out (before
+        the pieces of a definition merge: a definition's other pieces still count)."""
         if not code.strip():
             raise UsageError("the selection is empty")
         if k < 1:
             raise UsageError("k must be at least 1")
         where = self._where(languages, path_glob)
-        hits = self._rank(code, lambda: self.embedder.embed_documents([code])[0], k + 3, "hybrid", where)
+        keep = k + 3 if pieces else MERGE_FETCH * (k + 3)
+        hits = self._rank(code, lambda: self.embedder.embed_documents([code])[0], k + 3, "hybrid", where, keep)
         if exclude is not None:
             path, start, end = exclude
             hits = [h for h in hits if not (h.path == path and h.start_line <= end and h.end_line >= start)]
-        return self._results(hits[:k])
+        return self._results((hits if pieces else self._merge(hits))[:k])
 
-    def _rank(self, text: str, vector: Callable[[], np.ndarray], k: int, mode: str, where: str | None) -> list[Hit]:
+    def _rank(
+        self, text: str, vector: Callable[[], np.ndarray], k: int, mode: str, where: str | None, keep: int = 0
+    ) -> list[Hit]:
+        """The best ``keep`` chunks (default ``k``) by ``mode``; a hybrid query fuses the candidates
+        it would rank for its best ``k``, so more kept chunks leave the scores as they are."""
+        keep = max(keep, k)
         failed_before, self._last.words_only = self.words_only, ""
         if mode == "hybrid":
             try:
@@ -166,14 +247,20 @@ class Searcher:
                     log.info("ranking by words alone: %s", exc)
                 self._last.words_only = str(exc)
                 mode = "lexical"
-        try:
+        with self._reading():
             if mode == "lexical":
-                return self.store.lexical(text, k, where)
+                return self.store.lexical(text, keep, where)
             if mode == "dense":
-                return self.store.dense(vector(), k, where)
+                return self.store.dense(vector(), keep, where)
             depth = candidate_depth(k)
-            return fuse([self.store.dense(query_vector, depth, where), self.store.lexical(text, depth, where)], k)
-        except (OSError, RuntimeError, ValueError) as exc:  # the tables' files went away or were damaged
+            return fuse([self.store.dense(query_vector, depth, where), self.store.lexical(text, depth, where)], keep)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Reads of the tables: a failure means their files went away or were damaged in use."""
+        try:
+            yield
+        except (OSError, RuntimeError, ValueError) as exc:
             detail = " ".join(str(exc).split())[:200]
             mark_damaged(self.index_dir, detail)  # the next index run checks and repairs it
             raise IndexCorruptError(
@@ -181,13 +268,49 @@ class Searcher:
                 "run codesearch index to repair it (a watcher or the language server repairs it by itself)"
             ) from exc
 
+    def _merge(self, hits: list[Hit]) -> list[Hit]:
+        """One hit per definition: the pieces of a definition split for size (see :func:`definitions`)
+        become one hit with the best piece's score and place, the definition's lines, and the text
+        of its first piece. Other hits are kept as they are."""
+        wanted = [h for h in hits if h.kind not in WHOLE_KINDS]
+        if not wanted:
+            return hits
+        with self._reading():
+            runs = _runs(self.store.file_chunks(sorted({h.path for h in wanted})), wanted)
+        if not runs:
+            return hits
+        with self._reading():
+            rows = self.store.file_chunks(
+                sorted({run[0].path for run in runs}), sorted({run[0].symbol for run in runs}), text=True
+            )
+        texts = {_key(row): row.text for row in rows}
+        whole: dict[tuple[str, int, int], Hit] = {}
+        for run in runs:
+            for group in definitions(run, texts):
+                if len(group) > 1:
+                    head = group[0]
+                    span = replace(head, end_line=group[-1].end_line, text=texts.get(_key(head), ""))
+                    whole.update((_key(row), span) for row in group)
+        out: list[Hit] = []
+        shown: set[tuple[str, int, int]] = set()
+        for hit in hits:  # best first: a definition takes its best piece's place and score
+            definition = whole.get(_key(hit))
+            if definition is None:
+                out.append(hit)
+            elif _key(definition) not in shown:
+                shown.add(_key(definition))
+                out.append(replace(definition, score=hit.score))
+        return out
+
     @staticmethod
     def _results(hits: list[Hit]) -> list[SearchResult]:
+        """Results of hits; a hit that would show a score of 0.000 (filler) is left out."""
         return [
             SearchResult(
                 h.path, h.start_line, h.end_line, h.symbol, h.kind, h.language, round(h.score, 4), make_snippet(h.text)
             )
             for h in hits
+            if h.score >= MIN_SCORE
         ]
 
     @staticmethod

@@ -468,6 +468,16 @@ class Store:
         top = max(float(r["_score"]) for r in rows) or 1.0
         return [_hit(r, float(r["_score"]) / top) for r in rows]
 
+    def file_chunks(self, paths: Sequence[str], symbols: Sequence[str] = (), text: bool = False) -> list[Hit]:
+        """The chunk rows of these files (of these symbols only, when given), in file order, as
+        hits scoring 0; without ``text`` their text is left empty (a cheaper read)."""
+        if not paths:
+            return []
+        where = sql_in("path", paths) + (f" AND {sql_in('symbol', symbols)}" if symbols else "")
+        columns = _HIT_COLUMNS if text else [c for c in _HIT_COLUMNS if c != "text"]
+        hits = [_hit({"text": "", **row}, 0.0) for row in _scan(self.chunks, columns, where).to_pylist()]
+        return sorted(hits, key=lambda h: (h.path, h.start_line, h.end_line))
+
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__

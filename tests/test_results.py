@@ -1,0 +1,130 @@
+"""What a search answers, on a real index (a tiny random model; words rank in lexical mode): one
+result per definition however many pieces a long one was split into (``pieces`` shows them), two
+definitions of one name stay two, and no filler that scores 0."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from codesearch.index import Indexer
+from codesearch.search import Searcher
+from codesearch.store import Store
+
+STATEMENTS = 160
+
+
+def long_function() -> str:
+    body = [f"        total += convert_record_value(record, field_{i}, weight={i})" for i in range(STATEMENTS)]
+    body[STATEMENTS // 2] = "        total += rare_checksum_marker(record)"  # one word only the middle piece holds
+    lines = [
+        "def flatten_records(records, options=None):",
+        '    """Flatten nested records into rows."""',
+        "    total = 0",
+        "    for record in records:",
+        *body,
+        "    return total",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+PREAMBLE = "import os\n\n\ndef small_helper(record):\n    return convert_record_value(record, 0, weight=1)\n\n\n"
+BOX = """class Box:
+    @property
+    def size(self):
+        return self._size
+
+    @size.setter
+    def size(self, value):
+        self._size = value
+"""
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory, tiny_modernbert: Path) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("results") / "project"
+    root.mkdir()
+    (root / "records.py").write_text(PREAMBLE + long_function(), encoding="utf-8")
+    (root / "box.py").write_text(BOX, encoding="utf-8")
+    (root / "notes.md").write_text("# Notes\n\nRecords are flattened before export.\n", encoding="utf-8")
+    index_dir = root.parent / "index"
+    Indexer(root, index_dir, model=str(tiny_modernbert)).run()
+    return root, index_dir
+
+
+def definition_lines() -> tuple[int, int]:
+    """Where ``flatten_records`` lies in records.py, read from the text written."""
+    lines = (PREAMBLE + long_function()).split("\n")
+    start = lines.index("def flatten_records(records, options=None):") + 1
+    return start, start + len(long_function().rstrip("\n").split("\n")) - 1
+
+
+def test_a_long_definition_is_one_result_with_its_whole_range(index: tuple[Path, Path]) -> None:
+    _, index_dir = index
+    rows = [row for row in Store.open(index_dir).chunk_rows() if row[3] == "flatten_records"]
+    assert len(rows) >= 5  # the function was split into pieces
+    searcher = Searcher(index_dir)
+    results = searcher.search("convert record value", k=10, mode="lexical")
+    mine = [r for r in results if r.symbol == "flatten_records"]
+    assert len(mine) == 1
+    assert (mine[0].start_line, mine[0].end_line) == definition_lines()
+    assert mine[0].snippet.startswith("def flatten_records(records, options=None):")
+    assert [r.symbol for r in results].count("small_helper") == 1  # other definitions still answer
+    assert len({(r.path, r.start_line) for r in results}) == len(results)
+    pieces = searcher.search("convert record value", k=30, mode="lexical", pieces=True)
+    assert sum(r.symbol == "flatten_records" for r in pieces) >= 3  # asked for: each piece on its own
+    assert mine[0].score == max(r.score for r in pieces if r.symbol == "flatten_records")
+
+
+def test_a_word_in_one_middle_piece_finds_the_whole_definition(index: tuple[Path, Path]) -> None:
+    _, index_dir = index
+    searcher = Searcher(index_dir)
+    start, end = definition_lines()
+    whole = searcher.search("rare checksum marker", k=1, mode="lexical")[0]
+    assert (whole.symbol, whole.start_line, whole.end_line) == ("flatten_records", start, end)
+    piece = searcher.search("rare checksum marker", k=1, mode="lexical", pieces=True)[0]
+    assert piece.symbol == "flatten_records" and start < piece.start_line and piece.end_line < end
+    assert piece.score == whole.score
+
+
+def test_two_definitions_of_one_name_stay_two(index: tuple[Path, Path]) -> None:
+    _, index_dir = index
+    results = Searcher(index_dir).search("size", k=10, mode="lexical")
+    assert sorted((r.path, r.start_line, r.end_line) for r in results if r.symbol == "Box.size") == [
+        ("box.py", 2, 4),
+        ("box.py", 6, 8),
+    ]
+
+
+def test_no_result_scores_zero(index: tuple[Path, Path]) -> None:
+    """Hybrid fusion gives its worst candidate 0: such filler is not an answer."""
+    _, index_dir = index
+    searcher = Searcher(index_dir)
+    for query in ("flatten nested records", "size of a box", "notes"):
+        results = searcher.search(query, k=50, mode="hybrid")
+        assert results and all(r.score >= 0.0005 for r in results), (query, [r.score for r in results])
+        pieces = searcher.search(query, k=50, mode="hybrid", pieces=True)
+        assert pieces and all(r.score >= 0.0005 for r in pieces), (query, [r.score for r in pieces])
+
+
+@pytest.mark.e2e
+def test_cli_merges_pieces_unless_asked(index: tuple[Path, Path]) -> None:
+    root, index_dir = index
+    exe = shutil.which("codesearch", path=str(Path(sys.executable).parent)) or "codesearch"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+
+    def search(*extra: str) -> list[dict]:  # type: ignore[type-arg]
+        command = [exe, "search", "convert record value", str(root), "--index-dir", str(index_dir), "--json"]
+        done = subprocess.run([*command, "--mode", "lexical", *extra], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    merged, pieces = search(), search("--pieces")
+    assert [r["symbol"] for r in merged].count("flatten_records") == 1
+    assert [r["symbol"] for r in pieces].count("flatten_records") > 1
