@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 export LANCEDB_LOG := error
 
-.PHONY: install editor-tools extension-tools fuzz test test-python test-fast test-extension vsix lint format typecheck bench bench-index bench-quality bench-models adapter
+.PHONY: install editor-tools extension-tools fuzz test test-python test-fast test-slow user-install test-extension vsix lint format typecheck bench bench-index bench-quality bench-models adapter
 EXT := vscode-extension
 # CI=1 (set by .ci/run): a missing editor or npm fails the tests that need them instead of skipping.
 NEED = if [ -n "$$CI" ]; then echo "error: $(1) is missing" >&2; exit 1; else echo "note: $(1) is missing; skipping $(2)"; exit 0; fi
@@ -29,32 +29,40 @@ extension-tools:  ## the extension's npm packages and code-server (the UI test's
 	@command -v npm >/dev/null || { $(call NEED,npm,the VS Code extension); }; \
 	cd $(EXT) && npm ci --no-audit --no-fund --loglevel=error && bash test/ui/setup.sh
 
-test: test-python test-extension  ## the whole suite: Python (slow and e2e included), then the VS Code extension
+# The whole suite, quick failures first: the tests that load no model, a user's install of the
+# wheel (no extras, fresh venv) driven from outside the checkout, the model's tests, the extension.
+test: test-fast user-install test-slow test-extension  ## the whole suite (what CI runs after make lint)
 
-test-python:
+test-python:  ## every Python test in one run (slow and e2e included)
 	$(PYTHON) -m pytest -q
 
-vsix:  ## $(EXT)/codesearch.vsix, offline
-	cd $(EXT) && npm run compile && npm run package
+test-fast:  ## the tests that load no model
+	$(PYTHON) -m pytest -q -m "not slow"
 
-test-extension:  ## the extension: unit tests, the .vsix, and the UI test in code-server (screenshots in $(EXT)/test-results/)
+test-slow:  ## the tests that load the model or index real trees, the editors' included
+	$(PYTHON) -m pytest -q -m slow
+
+user-install:  ## build the wheel, install it without extras in a fresh venv, drive index/search/status/serve (.ci/user_install.sh)
+	bash .ci/user_install.sh
+
+vsix:  ## $(EXT)/codesearch.vsix, offline (vscode:prepublish compiles first)
+	cd $(EXT) && npm run package
+
+test-extension:  ## the extension: unit tests, the .vsix from a clean tree, and the UI test in code-server (screenshots in $(EXT)/test-results/)
 	@command -v npm >/dev/null || { $(call NEED,npm,the VS Code extension tests); }; \
-	cd $(EXT) && npm test && npm run compile && npm run package && npm run test:ui
+	cd $(EXT) && npm test && rm -rf dist codesearch.vsix && npm run package && npm run test:ui
 
 fuzz:  ## a long, random fuzz campaign (CI runs a short, fixed one in make test)
 	CODESEARCH_FUZZ_EXAMPLES=3000 CODESEARCH_FUZZ_RANDOM=1 $(PYTHON) -m pytest -q tests/test_fuzz.py
 
-test-fast:  ## skip tests that load the model
-	$(PYTHON) -m pytest -q -m "not slow"
-
 lint:
-	$(PYTHON) -m ruff check codesearch lsp tests benchmarks training
-	$(PYTHON) -m ruff format --check codesearch lsp tests benchmarks training
+	$(PYTHON) -m ruff check codesearch lsp tests benchmarks training .ci
+	$(PYTHON) -m ruff format --check codesearch lsp tests benchmarks training .ci
 	$(PYTHON) -m mypy
 
 format:
-	$(PYTHON) -m ruff format codesearch lsp tests benchmarks training
-	$(PYTHON) -m ruff check --fix codesearch lsp tests benchmarks training
+	$(PYTHON) -m ruff format codesearch lsp tests benchmarks training .ci
+	$(PYTHON) -m ruff check --fix codesearch lsp tests benchmarks training .ci
 
 typecheck:
 	$(PYTHON) -m mypy

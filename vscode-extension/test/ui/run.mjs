@@ -46,7 +46,7 @@ function need(file, hint) {
   }
 }
 need(codeServer, "run `bash test/ui/setup.sh`");
-need(vsix, "run `npm run compile && npm run package`");
+need(vsix, "run `npm run package`");
 need(python, "set CODESEARCH_PYTHON to a python with codesearch installed (make install)");
 need(browserPath, "apt-get install chromium");
 
