@@ -22,6 +22,7 @@ from typing import Any
 from codesearch.config import default_index_dir
 from codesearch.embedding import Embedder, load_embedder
 from codesearch.errors import CodesearchError, IndexCorruptError, IndexLockedError, UsageError
+from codesearch.files.names import disk_file, stored_path
 from codesearch.files import DEFAULT_MAX_FILE_BYTES
 from codesearch.index import Indexer, IndexStats, Progress
 from codesearch.search import Searcher, SearchResult, index_status
@@ -52,7 +53,7 @@ class Found:
 
     @property
     def file(self) -> Path:
-        return self.root / self.result.path
+        return disk_file(self.root, self.result.path)  # the stored path maps back to the real name
 
 
 @dataclass
@@ -288,7 +289,7 @@ class Workspace:
         if not 1 <= start_line <= end_line or start_line > len(lines):
             raise UsageError(f"lines {start_line}-{end_line} are not in {file} ({len(lines)} lines)")
         code = "\n".join(lines[start_line - 1 : end_line])
-        rel = file.resolve().relative_to(project.root).as_posix()
+        rel = stored_path(file.resolve().relative_to(project.root).as_posix())
         return self._each(lambda searcher: searcher.similar(code, k, exclude=(rel, start_line, end_line)), k)
 
     def _each(self, query: Callable[[Searcher], list[SearchResult]], k: int) -> Answer:
@@ -331,7 +332,7 @@ class Workspace:
         """An editor opened ``file``: its folder embeds it before the rest."""
         project = self.project_for(file)
         if project is not None:
-            project.note_opened(file.resolve().relative_to(project.root).as_posix())
+            project.note_opened(stored_path(file.resolve().relative_to(project.root).as_posix()))
 
     def status(self) -> list[dict[str, Any]]:
         return [project.status() for project in self.projects.values()]

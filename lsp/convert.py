@@ -7,8 +7,11 @@ qualified symbol is split into name and container (:func:`split_symbol`).
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path, PurePosixPath
 from typing import Any
+from urllib.parse import quote, unquote_to_bytes, urlparse
 
 from lsprotocol import types
 from pygls.uris import from_fs_path, to_fs_path
@@ -36,12 +39,18 @@ SYMBOL_KINDS = {
 }
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")  # how Python names a file name's bytes that are not UTF-8
+
+
 class OutsideWorkspace(ValueError):
     """A URI that is not a file of this machine."""
 
 
 def uri_of(path: Path) -> str:
-    uri = from_fs_path(str(path))
+    text = str(path)
+    if os.name != "nt" and not text.isascii() and _SURROGATE.search(text):  # bytes that are not UTF-8
+        return "file://" + quote(os.fsencode(text))  # percent-encoded as the bytes they are
+    uri = from_fs_path(text)
     if uri is None:
         raise OutsideWorkspace(f"cannot make a URI of {path}")
     return uri
@@ -51,6 +60,8 @@ def path_of(uri: str) -> Path:
     path = to_fs_path(uri) if uri.startswith("file:") else None
     if not path:
         raise OutsideWorkspace(f"{uri!r} is not a file: URI")
+    if os.name != "nt" and "\ufffd" in path and not urlparse(uri).netloc:  # bytes that are not UTF-8: keep them
+        path = os.fsdecode(unquote_to_bytes(urlparse(uri).path))
     return Path(path)
 
 

@@ -7,11 +7,15 @@ import os
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from codesearch.files import SkipStats, detect_language, load, walk
+from codesearch.files import SkipStats, check_path, detect_language, load, walk
+from codesearch.files.names import disk_path, stored_path
 
 
 def write(root: Path, rel: str, text: str = "x = 1\n") -> Path:
@@ -210,3 +214,44 @@ def test_check_path_agrees_with_walk(tmp_path: Path) -> None:
         assert (checked is not None) == (rel in walked), rel
         if checked is not None:
             assert checked == walked[rel]
+
+
+ANY_NAME = st.binary(min_size=1, max_size=40).filter(lambda b: b"/" not in b and b"\0" not in b)
+
+
+@given(st.lists(ANY_NAME, min_size=1, max_size=4))
+def test_stored_paths_are_printable_utf8_and_name_the_same_bytes(parts: list[bytes]) -> None:
+    rel = os.fsdecode(b"/".join(parts))  # as os.scandir names it (bytes that are not UTF-8: surrogates)
+    shown = stored_path(rel)
+    shown.encode("utf-8")  # a UTF-8 column takes it
+    assert not [c for c in shown if unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp")]  # nothing breaks a line
+    assert os.fsencode(disk_path(shown)) == b"/".join(parts)
+
+
+@given(st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), blacklist_characters="\\/"), min_size=1))
+def test_other_names_are_stored_as_they_are(name: str) -> None:
+    assert stored_path(name) == name == disk_path(name)
+
+
+def test_stored_path_examples() -> None:
+    assert stored_path(os.fsdecode(b"bad\xe9name.py")) == "bad\\xe9name.py"
+    assert stored_path("new\nline.py") == "new\\x0aline.py"
+    assert stored_path("a\\xe9") == "a\\\\xe9"  # a real backslash followed by xe9: a different name
+    assert disk_path("a\\\\xe9") == "a\\xe9" and disk_path("bad\\xe9name.py") == os.fsdecode(b"bad\xe9name.py")
+
+
+def test_walk_and_check_path_take_names_that_are_not_utf8(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    root.mkdir()
+    folder = os.path.join(os.fsencode(root), b"d\xffir")
+    os.mkdir(folder)
+    with open(os.path.join(folder, b"x\xe9.py"), "wb") as fh:
+        fh.write(b"def latin():\n    return 1\n")
+    (source,) = list(walk(root))
+    assert source.rel == "d\\xffir/x\\xe9.py"
+    assert os.fsencode(source.path) == os.path.join(folder, b"x\xe9.py")
+    checked = check_path(root, source.rel)
+    assert checked is not None and checked.rel == source.rel and checked.path == source.path
+    loaded = load(checked, SkipStats())
+    assert loaded is not None and "def latin" in loaded.text
+

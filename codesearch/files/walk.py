@@ -19,6 +19,7 @@ from pathlib import Path
 
 from codesearch.files.ignore import IgnoreRules
 from codesearch.files.languages import detect_language
+from codesearch.files.names import disk_path, stored_path
 from codesearch.files.secrets import is_secret_file, redact
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ SKIP_REASONS = {
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A candidate file: posix path relative to the root, and what stat said of it."""
+    """A candidate file: posix path relative to the root (as the index stores it: see
+    :mod:`codesearch.files.names`), its real path, and what stat said of it."""
 
     rel: str
     path: Path
@@ -129,36 +131,37 @@ def _walk_dir(
         with os.scandir(directory) as it:
             entries = sorted(it, key=lambda e: e.name)
     except FileNotFoundError:
-        stats.skip("vanished", rel_dir or ".")
+        stats.skip("vanished", stored_path(rel_dir) or ".")
         return
     except OSError as exc:
-        stats.skip("unreadable", rel_dir or ".", exc.strerror or str(exc))
+        stats.skip("unreadable", stored_path(rel_dir) or ".", exc.strerror or str(exc))
         return
     for entry in entries:
-        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+        rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name  # as the OS names it: for the rules
+        name = stored_path(rel)  # printable and lossless: for the index and for messages
         try:
             is_link = entry.is_symlink()
             st = entry.stat(follow_symlinks=True)
         except FileNotFoundError:
             # a dangling symlink, or a file deleted since scandir listed it
-            stats.skip("vanished" if not _is_link(entry) else "symlink_outside", rel)
+            stats.skip("vanished" if not _is_link(entry) else "symlink_outside", name)
             continue
         except OSError as exc:
             reason = "symlink_loop" if exc.errno == 40 else "unreadable"  # ELOOP
-            stats.skip(reason, rel, exc.strerror or str(exc))
+            stats.skip(reason, name, exc.strerror or str(exc))
             continue
         is_dir = stat.S_ISDIR(st.st_mode)
         if rules.is_ignored(rel, is_dir):
             continue
         if is_link and not _inside(root, Path(entry.path)):
-            stats.skip("symlink_outside", rel)
+            stats.skip("symlink_outside", name)
             continue
         if is_dir:
             if entry.path in excluded or (is_link and os.path.realpath(entry.path) in excluded):
                 continue
             key = (st.st_dev, st.st_ino)
             if key in seen_dirs:
-                stats.skip("symlink_loop", rel)
+                stats.skip("symlink_loop", name)
                 continue
             if os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):  # a virtualenv under any name
                 continue
@@ -169,18 +172,18 @@ def _walk_dir(
             )
             continue
         if not stat.S_ISREG(st.st_mode):
-            stats.skip("not_regular", rel)
+            stats.skip("not_regular", name)
             continue
         if skip_secret_files and is_secret_file(rel):
-            stats.skip("secret", rel)
+            stats.skip("secret", name)
             continue
         language = detect_language(rel)
         if language is None:
             continue
         if st.st_size > max_file_bytes:
-            stats.skip("too_large", rel)
+            stats.skip("too_large", name)
             continue
-        yield SourceFile(rel=rel, path=Path(entry.path), size=st.st_size, mtime_ns=st.st_mtime_ns, language=language)
+        yield SourceFile(rel=name, path=Path(entry.path), size=st.st_size, mtime_ns=st.st_mtime_ns, language=language)
 
 
 def _is_link(entry: os.DirEntry[str]) -> bool:
@@ -273,8 +276,9 @@ def check_path(
     exclude_dirs: tuple[Path, ...] = (),
     secrets: str = "redact",
 ) -> SourceFile | None:
-    """The :class:`SourceFile` a walk of ``root`` would yield for posix path ``rel``, or None
-    (missing, ignored by any rule on its way down, not indexable). For a watcher's few paths."""
+    """The :class:`SourceFile` a walk of ``root`` would yield for the stored posix path ``rel``,
+    or None (missing, ignored by any rule on its way down, not indexable). For a watcher's few paths."""
+    stored, rel = rel, disk_path(rel)
     root = root.resolve()
     rules = IgnoreRules.for_root(root, extra_ignores)
     excluded = {str(p.resolve()) for p in exclude_dirs}
@@ -298,4 +302,5 @@ def check_path(
     language = detect_language(rel)
     if language is None or st.st_size > max_file_bytes:
         return None
-    return SourceFile(rel=rel, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, language=language)
+    return SourceFile(rel=stored, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, language=language)
+

@@ -39,6 +39,7 @@ from codesearch.chunking import Chunk, chunk_file
 from codesearch.embedding import Embedder, TokenSizer, load_embedder, load_token_counter, moved_model, resolve_model
 from codesearch.errors import ModelMismatchError, StorageFullError, UsageError
 from codesearch.files import DEFAULT_MAX_FILE_BYTES, SECRET_POLICIES, SkipStats, SourceFile, check_path, load, walk
+from codesearch.files.names import disk_file
 from codesearch.index.priority import dense_order
 from codesearch.index.repair import open_or_empty, stored_model
 from codesearch.index.runs import LOCK_FILE, IndexStats, Progress, ProgressFile, writer_lock
@@ -399,7 +400,7 @@ class Indexer:
         return len(todo)
 
     def _source(self, record: FileRecord) -> SourceFile:
-        path = self.root / record.path
+        path = disk_file(self.root, record.path)
         return SourceFile(
             path=path, rel=record.path, size=record.size, mtime_ns=record.mtime_ns, language=record.language
         )
