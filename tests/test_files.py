@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from codesearch.files import SkipStats, check_path, detect_language, load, walk
 from codesearch.files.names import disk_path, stored_path
+from codesearch.files.walk import Folders
 
 
 def write(root: Path, rel: str, text: str = "x = 1\n") -> Path:
@@ -255,3 +256,39 @@ def test_walk_and_check_path_take_names_that_are_not_utf8(tmp_path: Path) -> Non
     loaded = load(checked, SkipStats())
     assert loaded is not None and "def latin" in loaded.text
 
+
+def test_folders_are_the_folders_a_walk_enters(tmp_path: Path) -> None:
+    root = tmp_path / "tree"
+    files = [
+        "src/app/main.py",
+        "src/app/build/gen.py",  # build/: a default rule
+        "src/vendor/dep.py",  # left out by src/.gitignore
+        "docs/guide/intro.md",
+        "myenv/lib/site.py",  # a virtualenv under another name (pyvenv.cfg)
+        "node_modules/pkg/index.js",
+        "extra/skip.py",  # an --ignore glob
+        "index/data.py",  # an index folder inside the tree
+        "empty/nothing.txt",
+    ]
+    for rel in files:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x = 1\n")
+    (root / "myenv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    (root / "src" / ".gitignore").write_text("vendor/\n")
+    folders = Folders(root, ("extra/",), exclude_dirs=(root / "index",))
+    kept = {p.relative_to(root).as_posix() for p in folders.under()}
+    assert kept == {".", "src", "src/app", "docs", "docs/guide", "empty"}
+    walked = {
+        Path(s.rel).parent.as_posix() for s in walk(root, extra_ignores=("extra/",), exclude_dirs=(root / "index",))
+    }
+    assert walked <= kept  # every folder a walk takes files from is one of them
+    assert {p.relative_to(root).as_posix() for p in folders.under("src")} == {"src", "src/app"}
+    assert not list(folders.under("src/vendor")) and not list(folders.under("myenv"))
+    # events: a change under a left-out folder, or to a left-out file, cannot matter
+    assert folders.relevant("src/app/new.py", False) and folders.relevant("src/app/gone", True)
+    assert not folders.relevant("src/vendor/dep.py", False) and not folders.relevant("src/vendor", True)
+    assert not folders.relevant("node_modules/x/y.js", False) and not folders.relevant("src/x.pyc", False)
+    # the rules changed: reset sees them
+    (root / "src" / ".gitignore").write_text("")
+    folders.reset()
+    assert folders.keeps("src/vendor")

@@ -304,3 +304,91 @@ def check_path(
         return None
     return SourceFile(rel=stored, path=path, size=st.st_size, mtime_ns=st.st_mtime_ns, language=language)
 
+
+class Folders:
+    """The folders of ``root`` a walk enters, for a watcher: each one only after its parent is
+    kept and no ignore rule, excluded folder (an index inside the tree) or ``pyvenv.cfg`` leaves
+    it out. Symlinked folders are not entered (their targets inside the root are watched as
+    themselves). The rules of kept folders are cached; :meth:`reset` forgets them (an ignore file
+    changed). Paths are posix paths relative to the root as the OS names them ("" is the root)."""
+
+    def __init__(self, root: Path, extra_ignores: tuple[str, ...] = (), exclude_dirs: tuple[Path, ...] = ()) -> None:
+        self.root = root.resolve()
+        self.extra_ignores = extra_ignores
+        self.excluded = {str(p.resolve()) for p in exclude_dirs}
+        self._rules: dict[str, IgnoreRules] = {}
+        self._ignored: set[str] = set()  # left out by a rule of a kept parent (not: missing, a venv)
+
+    def reset(self) -> None:
+        self._rules, self._ignored = {}, set()
+
+    def rules(self, rel: str) -> IgnoreRules | None:
+        """The rules inside folder ``rel``, or None when a walk does not enter it."""
+        cached = self._rules.get(rel)
+        if cached is not None or rel in self._ignored:
+            return cached
+        if not rel:
+            rules: IgnoreRules | None = IgnoreRules.for_root(self.root, self.extra_ignores)
+        else:
+            parent = self.rules(rel.rpartition("/")[0])
+            path = self.root / rel
+            if parent is not None and (parent.is_ignored(rel, True) or str(path) in self.excluded):
+                self._ignored.add(rel)
+                return None
+            keep = parent is not None and not path.is_symlink() and path.is_dir() and not (path / "pyvenv.cfg").exists()
+            rules = parent.child(path, rel) if keep and parent is not None else None
+        if rules is not None:  # only what is kept: a folder may appear, or stop being one, later
+            self._rules[rel] = rules
+        return rules
+
+    def keeps(self, rel: str) -> bool:
+        return self.rules(rel) is not None
+
+    def relevant(self, rel: str, is_dir: bool) -> bool:
+        """Whether a change at ``rel`` (which may be gone already) can matter to a walk: its
+        folder is entered and no rule leaves it out."""
+        if not rel:
+            return True
+        parent = self.rules(rel.rpartition("/")[0])
+        if parent is None or parent.is_ignored(rel, is_dir):
+            return False
+        return not is_dir or not (str(self.root / rel) in self.excluded or (self.root / rel / "pyvenv.cfg").exists())
+
+    def rel(self, path: str | Path) -> str | None:
+        """``path`` relative to the root (posix), or None when it lies outside."""
+        try:
+            rel = Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+        return "" if rel == "." else rel
+
+    def under(self, rel: str = "") -> Iterator[Path]:
+        """Every folder a walk enters from folder ``rel`` down, ``rel`` itself first (nothing
+        when it is not kept); ignored folders are never listed, let alone descended into."""
+        if self.rules(rel) is None:
+            return
+        todo = [rel]
+        while todo:
+            current = todo.pop()
+            directory = self.root / current if current else self.root
+            yield directory
+            try:
+                with os.scandir(directory) as it:
+                    names = sorted(entry.name for entry in it if entry.is_dir(follow_symlinks=False))
+            except OSError:
+                continue
+            for name in reversed(names):
+                child = f"{current}/{name}" if current else name
+                if self.rules(child) is not None:
+                    todo.append(child)
+
+    def scandir(self, path: str | None) -> Iterator[os.DirEntry[str]]:
+        """``os.scandir`` without the folders a walk leaves out (for a polling observer)."""
+        parent = self.rel(path or ".")
+        with os.scandir(path) as it:
+            for entry in it:
+                if parent is not None and entry.is_dir(follow_symlinks=False):
+                    child = f"{parent}/{entry.name}" if parent else entry.name
+                    if self.rules(child) is None:
+                        continue
+                yield entry
