@@ -14,9 +14,10 @@ install:  ## fresh venv: torch first (the local CPU wheel), then the project wit
 	$(PYTHON) -m pip install -e '.[dev]'
 	$(MAKE) editor-tools extension-tools
 
-# The real editors of the end-to-end tests, from Debian (root with apt-get only): neovim for
-# tests/test_editors.py; chromium, ripgrep and libkrb5-dev for code-server in the VS Code UI test.
-EDITOR_PACKAGES := neovim chromium ripgrep libkrb5-dev
+# The real editors of the end-to-end tests, from Debian (root with apt-get only): neovim (0.7),
+# emacs-nox and elpa-eglot (Emacs 28) for tests/test_editors.py (Neovim 0.11 comes from [dev]);
+# chromium, ripgrep and libkrb5-dev for code-server in the VS Code UI test.
+EDITOR_PACKAGES := neovim emacs-nox elpa-eglot chromium ripgrep libkrb5-dev
 editor-tools:
 	@missing=""; for p in $(EDITOR_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	[ -z "$$missing" ] && exit 0; \

