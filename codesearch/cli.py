@@ -25,6 +25,7 @@ from codesearch import __version__
 from codesearch.config import default_index_dir, find_index_dir
 from codesearch.errors import CodesearchError, IndexNotFoundError, UsageError
 from codesearch.files import DEFAULT_MAX_FILE_BYTES, SKIP_REASONS
+from codesearch.options import IndexOptions
 from codesearch.store.layout import IndexDir, Remote, index_location
 
 if TYPE_CHECKING:
@@ -231,9 +232,9 @@ def _quote(text: str) -> str:
     return shlex.quote(text)
 
 
-def _indexing_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The options ``index`` and ``watch`` share, as Indexer keyword arguments."""
-    return dict(
+def _index_options(args: argparse.Namespace) -> IndexOptions:
+    """The options ``index`` and ``watch`` share, checked once (a bad value: exit 2)."""
+    return IndexOptions(
         model=args.model,
         device=args.device,
         dtype=args.dtype,
@@ -252,20 +253,20 @@ def cmd_index(args: argparse.Namespace, err: Console) -> int:
     index_dir = _index_dir(args, root)
     show = err.is_terminal and not args.json
     with _IndexProgress(err, enabled=show) as progress:
-        kwargs = dict(on_progress=progress.update, **_indexing_kwargs(args))
+        options = _index_options(args)
         if args.engine == "ray":
             from codesearch.index.cluster import ClusterOptions, RayIndexer
 
             if (args.workers is not None and args.workers < 1) or args.files_per_task < 1:
                 raise UsageError("--workers and --files-per-task must be at least 1")
-            options = ClusterOptions(
+            cluster = ClusterOptions(
                 args.ray_address, args.workers, args.gpus_per_worker, files_per_task=args.files_per_task
             )
-            indexer: Indexer = RayIndexer(root, index_dir, cluster=options, **kwargs)
+            indexer: Indexer = RayIndexer(root, index_dir, options, cluster=cluster, on_progress=progress.update)
         else:
             if args.ray_address or args.workers or args.gpus_per_worker:
                 raise UsageError("--ray-address, --workers and --gpus-per-worker need --engine ray")
-            indexer = Indexer(root, index_dir, **kwargs)
+            indexer = Indexer(root, index_dir, options, on_progress=progress.update)
         stats = indexer.run()
     if args.json:
         print(json.dumps(stats.as_dict()))
@@ -350,10 +351,10 @@ def cmd_watch(args: argparse.Namespace, err: Console) -> int:
     watcher = Watcher(
         root,
         index_dir,
+        _index_options(args),
         on_update=report,
         polling=args.poll,
         debounce_s=args.debounce / 1000,
-        **_indexing_kwargs(args),
     )
     previous = signal.signal(signal.SIGTERM, lambda *_: watcher.stop())
     try:

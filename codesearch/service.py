@@ -23,8 +23,8 @@ from codesearch.config import default_index_dir
 from codesearch.embedding import Embedder, load_embedder
 from codesearch.errors import CodesearchError, IndexCorruptError, IndexLockedError, UsageError
 from codesearch.files.names import disk_file, stored_path
-from codesearch.files import DEFAULT_MAX_FILE_BYTES
 from codesearch.index import Indexer, IndexStats, Progress
+from codesearch.options import IndexOptions
 from codesearch.search import Searcher, SearchResult, index_status
 from codesearch.store import read_meta
 
@@ -32,16 +32,12 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ProjectOptions:
-    """How a workspace indexes its folders (the language server's initialization options)."""
+class ProjectOptions(IndexOptions):
+    """How a workspace indexes its folders (the language server's initialization options): the
+    indexing options every engine takes, and how the server keeps them (index folder, watching)."""
 
     index_dir: Path | None = None  # one folder only; default: the per-user data folder per root
-    model: str | None = None  # for a new index; an existing one keeps its model
-    extra_ignores: tuple[str, ...] = ()
     watch: bool = True
-    device: str | None = None
-    dtype: str | None = None
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 @dataclass(frozen=True)
@@ -105,26 +101,18 @@ class Project:
             self._thread.join(timeout)
 
     def _index(self) -> None:
-        options: dict[str, Any] = dict(
-            model=self.options.model,
-            device=self.options.device,
-            dtype=self.options.dtype,
-            max_file_bytes=self.options.max_file_bytes,
-            extra_ignores=self.options.extra_ignores,
-            on_progress=self._progress,
-        )
         stats: IndexStats | None = None
         try:
             if self.options.watch:
                 from codesearch.index.watcher import Watcher
 
-                watcher = Watcher(self.root, self.index_dir, **options)
+                watcher = Watcher(self.root, self.index_dir, self.options, on_progress=self._progress)
                 watcher.opened.update(self._opened)
                 self._opened = watcher.opened
                 stats = watcher.start()
                 self._watcher = watcher
             else:
-                indexer = Indexer(self.root, self.index_dir, **options)
+                indexer = Indexer(self.root, self.index_dir, self.options, on_progress=self._progress)
                 indexer.opened.update(self._opened)
                 stats = indexer.run()
             self.state = "ready" if self.state != "closed" else "closed"

@@ -2,6 +2,9 @@
 
 A client sends them as ``initializationOptions`` (camelCase keys). A bad value never stops the
 server: :func:`parse` keeps the default for that option and returns a problem to show the user.
+The indexing options (``model``, ``device``, ``dtype``, ``ignore``, ``secrets``, ``maxFileSize``)
+are checked by ``codesearch.options.problem``, as the CLI's are, and become one
+``codesearch.service.ProjectOptions`` (an ``IndexOptions``) for every folder.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from codesearch.files import DEFAULT_MAX_FILE_BYTES
+from codesearch.options import problem
 from codesearch.service import ProjectOptions
 
 MAX_RESULTS_LIMIT = 1000
@@ -24,6 +29,8 @@ class InitOptions:
     watch: bool = True
     device: str | None = None
     dtype: str | None = None
+    secrets: str = "redact"  # redact, skip or off, as codesearch index --secrets
+    max_file_size: int = DEFAULT_MAX_FILE_BYTES  # bytes, as codesearch index --max-file-size
     problems: tuple[str, ...] = field(default=(), compare=False)
 
     def project_options(self) -> ProjectOptions:
@@ -34,6 +41,8 @@ class InitOptions:
             watch=self.watch,
             device=self.device,
             dtype=self.dtype,
+            secrets=self.secrets,
+            max_file_bytes=self.max_file_size,
         )
 
 
@@ -45,26 +54,35 @@ _KEYS = {
     "watch": "watch",
     "device": "device",
     "dtype": "dtype",
+    "secrets": "secrets",
+    "maxFileSize": "max_file_size",
 }
-_DTYPES = ("auto", "float32", "bfloat16", "int8")
+# init option → its IndexOptions field, checked there
+_INDEXING = {
+    "model": "model",
+    "device": "device",
+    "dtype": "dtype",
+    "ignore": "extra_ignores",
+    "secrets": "secrets",
+    "max_file_size": "max_file_bytes",
+}
 
 
 def _check(name: str, value: Any) -> tuple[Any, str]:
     """(the value to use, '' or what is wrong with it)."""
     if name == "index_dir" and isinstance(value, str) and "://" in value:
         return None, "a local folder (the server watches its index; object-store URIs are for codesearch index)"
-    if name in ("index_dir", "model", "device"):
+    if name == "index_dir":
         if value is None or (isinstance(value, str) and value.strip()):
             return value, ""
         return None, "a non-empty string"
-    if name == "dtype":
-        if value is None or value in _DTYPES:
-            return value, ""
-        return None, f"one of {', '.join(_DTYPES)}"
     if name == "ignore":
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(v for v in value if v.strip()), ""
-        return None, "a list of glob strings"
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return None, "a list of glob strings"
+        value = tuple(v for v in value if v.strip())
+    if name in _INDEXING:
+        wrong = problem(_INDEXING[name], value)
+        return (None, wrong) if wrong else (value, "")
     if name == "max_results":
         if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_RESULTS_LIMIT:
             return value, ""

@@ -16,6 +16,7 @@ from codesearch.chunking import chunk_file
 from codesearch.errors import CodesearchError, ModelMismatchError
 from codesearch.files import detect_language
 from codesearch.index.indexer import writer_lock
+from codesearch.store import FileRecord
 
 pytestmark = pytest.mark.slow
 
@@ -259,3 +260,81 @@ def test_words_find_a_fresh_tree_before_any_vector_is_computed(
     assert seen["first dense"] == ["src/util.js"]  # the most recently modified file is embedded first
     assert stats.chunks_embedded == stats.chunks
     assert Searcher(index_dir, embedder=embedder).dense_coverage() == 1.0
+
+
+def _catalog(root: Path) -> dict[str, FileRecord]:
+    from codesearch.store import Store
+
+    return Store.open(default_index_dir(root)).file_catalog()
+
+
+def test_secrets_skip_after_off_removes_the_file_with_a_secret_from_disk(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "svc"
+    write_samples(root)
+    key = "AKIA" + "IOSFODNN7" + "EXAMPLE"  # built here: this file holds no token a scanner would flag
+    (root / "settings.py").write_text(
+        f'AWS_ACCESS_KEY_ID = "{key}"\n\n\ndef bucket_name() -> str:\n    return "assets"\n'
+    )
+    index_dir = default_index_dir(root)
+    assert index(root, embedder, secrets="off").files == 14
+    reader = Searcher(index_dir, embedder=embedder)  # a live reader, open across the switch and its purge
+    assert reader.search(key, mode="lexical", k=1)[0].path == "settings.py"
+    before = _catalog(root)
+
+    stats = index(root, embedder, secrets="skip")  # no file changed on disk: the policy did
+    assert stats.files == 13 and stats.skipped == {"secret": 1} and stats.chunks_embedded == 0
+    after = _catalog(root)
+    assert set(after) == set(before) - {"settings.py"}
+    assert all(after[path].chunk_ids == before[path].chunk_ids for path in after)  # read again, rows the same
+    blob = b"".join(path.read_bytes() for path in index_dir.rglob("*") if path.is_file())
+    assert key.encode() not in blob and key.lower().encode() not in blob.lower()
+    assert "settings.py" not in {hit.path for hit in reader.search("bucket name assets", mode="lexical", k=20)}
+    assert reader.search("parse header links", k=1)[0].path == "pkg/links.py"  # the reader lived through it
+    from codesearch.options import IndexOptions
+
+    assert {record.policy for record in after.values()} == {IndexOptions(secrets="skip").policy}
+
+
+def test_a_new_chunker_version_reads_every_file_again(
+    sample_tree: Path, embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import codesearch.options as options_module
+
+    index(sample_tree, embedder)
+    old_policy = options_module.IndexOptions().policy
+    assert {record.policy for record in _catalog(sample_tree).values()} == {old_policy}
+    monkeypatch.setattr(options_module, "CHUNKER_VERSION", options_module.CHUNKER_VERSION + 1)  # an upgrade
+    new_policy = options_module.IndexOptions().policy
+    assert new_policy != old_policy
+    stats = index(sample_tree, embedder)  # no file changed: the stat snapshot alone would stop here
+    assert stats.files == 13 and stats.files_unchanged == 13 and stats.chunks_embedded == 0
+    assert {record.policy for record in _catalog(sample_tree).values()} == {new_policy}
+    assert index(sample_tree, embedder).seconds < stats.seconds  # and now the snapshot holds again
+
+
+def test_changing_the_ignore_rules_removes_and_adds_their_files(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    index(sample_tree, embedder)
+    src = {path for path in _catalog(sample_tree) if path.startswith("src/")}
+    assert len(src) == 9
+    stats = index(sample_tree, embedder, extra_ignores=("src/",))
+    assert stats.files == 4 and stats.files_deleted == 9 and not src & set(_catalog(sample_tree))
+    hits = Searcher(default_index_dir(sample_tree), embedder=embedder).search("EventBus readConfig", k=20)
+    assert not {hit.path for hit in hits} & src
+    (sample_tree / ".codesearchignore").write_text("pkg/\n")  # an ignore file counts the same
+    assert index(sample_tree, embedder, extra_ignores=("src/",)).files_deleted == 1
+    assert "pkg/links.py" not in _catalog(sample_tree)
+    (sample_tree / ".codesearchignore").unlink()
+    back = index(sample_tree, embedder)  # let in again: added back from the vector cache
+    assert back.files == 13 and back.chunks_embedded == 0 and src <= set(_catalog(sample_tree))
+
+
+def test_changing_the_size_limit_removes_and_adds_files(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    (sample_tree / "big.py").write_text("def big_table():\n    return [\n" + "        1,\n" * 400 + "    ]\n")
+    first = index(sample_tree, embedder)
+    assert first.files == 14 and "big.py" in _catalog(sample_tree)
+    smaller = index(sample_tree, embedder, max_file_bytes=2000)
+    assert smaller.files == 13 and smaller.files_deleted == 1 and smaller.skipped == {"too_large": 1}
+    assert "big.py" not in _catalog(sample_tree)
+    assert not Searcher(default_index_dir(sample_tree), embedder=embedder).search("big table", mode="lexical", k=5)
+    back = index(sample_tree, embedder)
+    assert back.files == 14 and back.chunks_embedded == 0 and "big.py" in _catalog(sample_tree)

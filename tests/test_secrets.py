@@ -141,3 +141,58 @@ def test_no_secret_reaches_the_index_and_status_says_what_was_held_back(tmp_path
     (default,) = (tmp_path / "indexes").iterdir()
     for folder in (index_dir, default):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+
+
+def _index_bytes(index_dir: Path) -> bytes:
+    """Every byte of every file under the index folder: tables, their old versions, fragments,
+    deletion files and indexes, the vector cache, meta and snapshot."""
+    return b"".join(path.read_bytes() for path in sorted(index_dir.rglob("*")) if path.is_file())
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_switching_secrets_off_back_to_redact_leaves_no_secret_on_disk(tmp_path: Path) -> None:
+    root = tmp_path / "project"
+    (root / ".docker").mkdir(parents=True)
+    (root / ".docker" / "config.json").write_text(f'{{"auths": {{"ghcr.io": {{"auth": "{GITHUB}"}}}}}}\n')
+    (root / "settings.py").write_text(
+        '"""Settings of the demo service."""\n\n'
+        f'AWS_ACCESS_KEY_ID = "{AWS_KEY}"\n\n\n'
+        "def connect_to_storage(bucket: str) -> str:\n"
+        '    """Open the storage bucket with the configured credentials."""\n'
+        '    return f"s3://{bucket}"\n'
+    )
+    (root / "deploy.md").write_text(f"# Deploy\n\nUse this key:\n\n{KEY_BLOCK}\n\nThen run the deploy script.\n")
+    (root / "util.py").write_text("def add(a: int, b: int) -> int:\n    return a + b\n")
+    index_dir = tmp_path / "index"
+    secrets = (AWS_KEY, GITHUB, "MIIEowIBAAKCAQEA7bq98dTk1Qo1")
+
+    off = codesearch("index", str(root), "--index-dir", str(index_dir), "--secrets", "off", "--json", home=tmp_path)
+    assert off.returncode == 0, off.stderr
+    assert json.loads(off.stdout)["files"] == 4
+    blob = _index_bytes(index_dir)
+    for secret in secrets:  # indexed as asked: the grep below can see them where they are
+        assert secret.encode() in blob, secret
+    found = codesearch("search", AWS_KEY, "--index-dir", str(index_dir), "--mode", "lexical", "--json", home=tmp_path)
+    assert [r["path"] for r in json.loads(found.stdout)][:1] == ["settings.py"]
+
+    # back to the default: nothing changed on disk but the policy, and that is a change
+    again = codesearch("index", str(root), "--index-dir", str(index_dir), "--json", home=tmp_path)
+    assert again.returncode == 0, again.stderr
+    stats = json.loads(again.stdout)
+    assert stats["files"] == 3 and stats["files_deleted"] == 1  # .docker/config.json is a secret-bearing file
+    assert stats["secrets_redacted"] == 2 and stats["skipped"] == {"secret": 1}
+    blob = _index_bytes(index_dir)
+    for secret in secrets:  # in no table, old version, fragment or index, in any case
+        assert secret.encode() not in blob and secret.lower().encode() not in blob.lower(), secret
+    for query in (AWS_KEY, GITHUB):
+        gone = codesearch("search", query, "--index-dir", str(index_dir), "--mode", "lexical", "--json", home=tmp_path)
+        assert gone.returncode == 0 and all(query not in r["snippet"] for r in json.loads(gone.stdout)), query
+    found = codesearch("search", "connect to storage", "--index-dir", str(index_dir), "--json", home=tmp_path)
+    by_symbol = {r["symbol"]: r for r in json.loads(found.stdout)}
+    assert (
+        by_symbol["connect_to_storage"]["start_line"] == 6
+        and "«redacted" not in by_symbol["connect_to_storage"]["snippet"]
+    )
+    status = json.loads(codesearch("status", "--index-dir", str(index_dir), "--json", home=tmp_path).stdout)
+    assert status["secrets"] == {"files": 1, "chunks_redacted": 2}

@@ -13,10 +13,15 @@ Two layers, both on by default (``--secrets redact``):
 
 ``--secrets skip`` leaves out every file with a secret in it instead; ``--secrets off`` indexes
 everything as it is (for a tree known to be clean).
+
+:data:`REDACTION_VERSION` names the patterns and the mark (a digest of both, so no change to them
+goes unnoticed): it is part of each indexed file's row policy (``codesearch.options``), so a file
+redacted with other patterns is read again by the next run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -86,6 +91,10 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("pypi token", re.compile(r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_-]{50,}\b")),
     ("json web token", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\b")),
 )
+
+REDACTION_VERSION = hashlib.blake2b(
+    repr([MARK, *((kind, pattern.pattern, pattern.flags) for kind, pattern in PATTERNS)]).encode(), digest_size=4
+).hexdigest()
 
 
 def is_secret_file(rel: str) -> bool:

@@ -38,8 +38,10 @@ from codesearch.chunking import Chunk
 from codesearch.embedding import ModelSpec, load_embedder, load_token_counter, resolve_model
 from codesearch.errors import UsageError
 from codesearch.files import SkipStats, SourceFile, load
+from codesearch.files.names import disk_file
 from codesearch.index.indexer import BATCH_CHUNKS, Indexer, Plan, chunk_source
 from codesearch.index.runs import IndexStats, Progress
+from codesearch.options import IndexOptions
 from codesearch.store import FileRecord, IndexDir
 
 if TYPE_CHECKING:
@@ -107,19 +109,18 @@ def _token_counter(spec: ModelSpec) -> Any:
     return load_token_counter(spec)  # once per worker process, reused by its later tasks
 
 
-def read_and_chunk(
-    batch: dict[str, np.ndarray], root: str, spec: ModelSpec, max_file_bytes: int, secrets: str = "redact"
-) -> dict[str, list]:
-    """Ray task: load and chunk a batch of files (one output row per file)."""
+def read_and_chunk(batch: dict[str, np.ndarray], root: str, spec: ModelSpec, options: IndexOptions) -> dict[str, list]:
+    """Ray task: load and chunk a batch of files (one output row per file). ``old_hash``: the
+    content hash of a file's rows when they were made under the current policy, else ''."""
     sizer = _token_counter(spec)
     out: dict[str, list] = {name: [] for name in ("rel", "status", "reason", "size", "mtime_ns", "file_hash")}
     out.update(language=[], chunks=[], keys=[], secrets=[])
     for rel, size, mtime_ns, language, old_hash in zip(
         batch["rel"], batch["size"], batch["mtime_ns"], batch["language"], batch["old_hash"], strict=True
     ):
-        source = SourceFile(str(rel), Path(root) / str(rel), int(size), int(mtime_ns), str(language))
+        source = SourceFile(str(rel), disk_file(Path(root), str(rel)), int(size), int(mtime_ns), str(language))
         skips = SkipStats()
-        loaded = load(source, skips, max_file_bytes, secrets)
+        loaded = load(source, skips, options.max_file_bytes, options.secrets)
         chunks: list[Chunk] = []
         status, reason = "chunked", ""
         if loaded is None:
@@ -170,10 +171,15 @@ class RayIndexer(Indexer):
     """The local engine's plan and writes, with reading, chunking and embedding on Ray."""
 
     def __init__(
-        self, root: Path, index_dir: IndexDir, *, cluster: ClusterOptions | None = None, **kwargs: Any
+        self,
+        root: Path,
+        index_dir: IndexDir,
+        options: IndexOptions | None = None,
+        *,
+        cluster: ClusterOptions | None = None,
+        **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("device", None)
-        super().__init__(root, index_dir, **kwargs)
+        super().__init__(root, index_dir, options, **kwargs)
         self.cluster = cluster or ClusterOptions()
         self._worker_device = self.device
         self.device = "cpu"  # the driver's model (a new index's dimension) stays off the GPUs
@@ -189,8 +195,9 @@ class RayIndexer(Indexer):
         self._cluster_pass(store, plan.changed, plan.catalog, stats, progress)
 
     def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress) -> int:
-        """Files a local run left without vectors (its lexical pass), through the same pipeline."""
-        todo = store.file_catalog(where="dense = false")
+        """Files a local run left without vectors (its lexical pass), through the same pipeline
+        (those of another policy are read again by the next walk)."""
+        todo = {rel: r for rel, r in store.file_catalog(where="dense = false").items() if r.policy == self.policy}
         if todo:
             sources = [self._source(record) for record in todo.values()]
             progress.files_total, progress.files_done = len(sources), 0
@@ -219,13 +226,14 @@ class RayIndexer(Indexer):
         self._report(progress)
         options = self.cluster
         workers = options.workers or self._default_workers(ray)
+        current = {rel: record.file_hash for rel, record in catalog.items() if record.policy == self.policy}
         items = [
             dict(
                 rel=s.rel,
                 size=s.size,
                 mtime_ns=s.mtime_ns,
                 language=s.language,
-                old_hash=catalog[s.rel].file_hash if s.rel in catalog else "",
+                old_hash=current.get(s.rel, ""),
             )
             for s in sources
         ]
@@ -235,7 +243,7 @@ class RayIndexer(Indexer):
         ds = ray.data.from_items(items, override_num_blocks=blocks)
         ds = ds.map_batches(
             read_and_chunk,
-            fn_kwargs=dict(root=str(self.root), spec=spec, max_file_bytes=self.max_file_bytes, secrets=self.secrets),
+            fn_kwargs=dict(root=str(self.root), spec=spec, options=self.options),
             batch_size=per_task,
             num_cpus=1,
         )
@@ -279,13 +287,20 @@ class RayIndexer(Indexer):
                 )
                 continue
             record = FileRecord(
-                rel, int(row["size"]), int(row["mtime_ns"]), str(row["file_hash"]), str(row["language"]), 0
+                rel,
+                int(row["size"]),
+                int(row["mtime_ns"]),
+                str(row["file_hash"]),
+                str(row["language"]),
+                0,
+                policy=self.policy,
             )
             old = catalog.get(rel)
-            if status == "same" and old is not None:
+            chunks = list(row["chunks"])
+            if old is not None and (status == "same" or self._same_rows(old, record, chunks, list(row["keys"]))):
                 touched.append(self._same_bytes(record, old, stats, progress))
                 continue
-            chunks = list(row["chunks"])
+            self._purge |= rel in self._exposed
             pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
             keys.extend(row["keys"])
             fresh.update(zip(row["fresh_keys"], row["fresh_vectors"], strict=True))

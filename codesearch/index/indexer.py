@@ -19,11 +19,18 @@ The vocabulary, written down once:
   embedded rows; a killed run resumes the dense pass.
 - **stat snapshot** (``store.layout``): the stats a complete run saw. A re-index whose walk
   finds the same stats stops there, without opening the tables.
+- **row policy** (``codesearch.options``): what shaped a file's rows besides its bytes (chunker
+  version, secrets mode, redaction patterns), kept in its record. A file whose policy is not
+  the current one is read again like a changed file: when its new rows equal its old ones only
+  its record changes, else its rows are replaced (vectors reused where a text is unchanged). When
+  the old rows may hold a secret the new policy keeps out, the run ends with a purge
+  (``Store.purge``) that leaves no byte of them on disk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -38,11 +45,12 @@ import numpy as np
 from codesearch.chunking import Chunk, chunk_file
 from codesearch.embedding import Embedder, TokenSizer, load_embedder, load_token_counter, moved_model, resolve_model
 from codesearch.errors import ModelMismatchError, StorageFullError, UsageError
-from codesearch.files import DEFAULT_MAX_FILE_BYTES, SECRET_POLICIES, SkipStats, SourceFile, check_path, load, walk
+from codesearch.files import SkipStats, SourceFile, check_path, load, walk
 from codesearch.files.names import disk_file
 from codesearch.index.priority import dense_order
 from codesearch.index.repair import open_or_empty, stored_model
 from codesearch.index.runs import LOCK_FILE, IndexStats, Progress, ProgressFile, writer_lock
+from codesearch.options import IndexOptions, exposes
 from codesearch.store import (
     FORMAT_VERSION,
     META,
@@ -92,40 +100,37 @@ class Plan:
 
 
 class Indexer:
-    """Brings the index of ``root`` in ``index_dir`` up to date with the files on disk."""
+    """Brings the index of ``root`` in ``index_dir`` up to date with the files on disk, as
+    ``options`` say (single fields may be given as keywords instead: ``Indexer(root, dir, model=m)``)."""
 
     def __init__(
         self,
         root: Path,
         index_dir: IndexDir,
+        options: IndexOptions | None = None,
         *,
-        model: str | None = None,
         embedder: Embedder | None = None,
-        device: str | None = None,
-        dtype: str | None = None,
-        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-        extra_ignores: tuple[str, ...] = (),
-        secrets: str = "redact",
-        rebuild: bool = False,
         on_progress: Callable[[Progress], None] | None = None,
         on_lexical_done: Callable[[IndexStats], None] | None = None,
         compact: bool = True,
+        **option_fields: Any,
     ) -> None:
         if not root.is_dir():
             raise UsageError(f"cannot index {root}: not a readable folder")
+        options = options or IndexOptions()
+        self.options = dataclasses.replace(options, **option_fields) if option_fields else options
         self.root = root.resolve()
         self.index_dir = index_dir
+        model = self.options.model
         self.model = None if model in (None, "auto") else model  # auto: a new index picks; an old one keeps its
         self._embedder = embedder
-        self.device = device
-        self.dtype = dtype
-        self.max_file_bytes = max_file_bytes
-        self.extra_ignores = extra_ignores
-        if secrets not in SECRET_POLICIES:
-            raise UsageError(f"secrets must be one of {', '.join(SECRET_POLICIES)}, not {secrets!r}")
-        self.secrets = secrets
-        self.rebuild = rebuild
-        self._rebuild_asked = rebuild  # ``--rebuild`` (maybe for a new model) drops the vector cache too
+        self.device = self.options.device
+        self.dtype = self.options.dtype
+        self.policy = self.options.policy  # recorded with every file's rows
+        self.rebuild = self.options.rebuild
+        self._rebuild_asked = self.rebuild  # ``--rebuild`` (maybe for a new model) drops the vector cache too
+        self._exposed: set[str] = set()  # files whose rows may hold a secret the current policy keeps out
+        self._purge = False  # whether such rows were replaced or deleted (the run ends with Store.purge)
         self.on_progress = on_progress or (lambda progress: None)
         self.on_lexical_done = on_lexical_done or (lambda stats: None)
         self.compact = compact  # compact tables and indexes after writing (a watcher does it now and then)
@@ -170,6 +175,7 @@ class Indexer:
     def _run(self, dense: bool, paths: Collection[str] | None) -> IndexStats:
         started = time.perf_counter()
         self._load_skipped = {}
+        self._exposed, self._purge = set(), False
         walked: list[SourceFile] | None = None
         local = self.index_dir if isinstance(self.index_dir, Path) else None
         if paths is not None and local is not None and (not (local / META).is_file() or damage_note(local)):
@@ -182,6 +188,8 @@ class Indexer:
                 return unchanged
         store = self._open_store()
         plan = self.plan(store, walked) if paths is None else self.plan_paths(store, paths)
+        self._exposed = {rel for rel, record in plan.catalog.items() if exposes(record.policy, self.policy)}
+        exposed_keys = store.vector_keys(sorted(self._exposed)) if self._exposed else set()
         stats = IndexStats(
             model=str(store.meta.get("model_name")),
             model_reason=str(store.meta.get("model_reason", "")),
@@ -193,6 +201,7 @@ class Indexer:
         if plan.deleted:
             store.delete_files(plan.deleted)
             self._wrote = True
+            self._purge |= not self._exposed.isdisjoint(plan.deleted)
         progress = Progress(files_total=len(plan.changed))
         self._lexical_pass(store, plan, stats, progress)
         store.ensure_lexical_index()
@@ -201,6 +210,9 @@ class Indexer:
             self._dense_pass(store, stats, progress)
         if self._wrote:  # files that are skipped again (binary, too large) wrote nothing
             store.finish_writes(compact=self.compact)
+        if self._purge:
+            log.info("removing the rows that held secrets from %s", self.index_dir)
+            store.purge(exposed_keys)
         stats.files = store.count_files()
         stats.chunks = store.count_chunks()
         stats.skipped = self.skips.as_dict()
@@ -216,7 +228,9 @@ class Indexer:
     # -- the no-change fast path --------------------------------------------------------------
     def _options(self) -> str:
         """What decides which files are indexed, besides the tree itself."""
-        return json.dumps([str(self.root), self.max_file_bytes, sorted(self.extra_ignores), self.secrets])
+        return json.dumps(
+            [str(self.root), self.options.max_file_bytes, sorted(self.options.extra_ignores), self.policy]
+        )
 
     def _unchanged(self, walked: list[SourceFile], dense: bool) -> IndexStats | None:
         """The stats of a run with nothing to do, when the walk found exactly the stats of
@@ -267,10 +281,10 @@ class Indexer:
             walk(
                 self.root,
                 stats=self.skips,
-                max_file_bytes=self.max_file_bytes,
-                extra_ignores=self.extra_ignores,
+                max_file_bytes=self.options.max_file_bytes,
+                extra_ignores=self.options.extra_ignores,
                 exclude_dirs=self._local_index_dirs(),
-                secrets=self.secrets,
+                secrets=self.options.secrets,
             )
         )
 
@@ -282,8 +296,7 @@ class Indexer:
         seen: set[str] = set()
         for source in self._walk() if walked is None else walked:
             seen.add(source.rel)
-            record = catalog.get(source.rel)
-            if record and record.size == source.size and record.mtime_ns == source.mtime_ns:
+            if self._same_stat(catalog.get(source.rel), source):
                 unchanged.append(source)
             else:
                 changed.append(source)
@@ -301,20 +314,28 @@ class Indexer:
             source = check_path(
                 self.root,
                 rel,
-                max_file_bytes=self.max_file_bytes,
-                extra_ignores=self.extra_ignores,
+                max_file_bytes=self.options.max_file_bytes,
+                extra_ignores=self.options.extra_ignores,
                 exclude_dirs=self._local_index_dirs(),
-                secrets=self.secrets,
+                secrets=self.options.secrets,
             )
             record = catalog.get(rel)
             if source is None:
                 if record is not None:
                     deleted.append(rel)
-            elif record and record.size == source.size and record.mtime_ns == source.mtime_ns:
+            elif self._same_stat(record, source):
                 unchanged.append(source)
             else:
                 changed.append(source)
         return Plan(changed=changed, unchanged=unchanged, deleted=deleted, catalog=catalog)
+
+    def _same_stat(self, record: FileRecord | None, source: SourceFile) -> bool:
+        """Whether a file's rows stand as they are: the stat of its record, made under the current policy."""
+        return (
+            record is not None
+            and (record.size, record.mtime_ns) == (source.size, source.mtime_ns)
+            and record.policy == self.policy
+        )
 
     # -- doing --------------------------------------------------------------------------------
     def _lexical_pass(self, store: Store, plan: Plan, stats: IndexStats, progress: Progress) -> None:
@@ -325,18 +346,25 @@ class Indexer:
         pending_chunks = 0
         touched: list[FileRecord] = []
         for source in plan.changed:
-            loaded = load(source, self.skips, self.max_file_bytes, self.secrets)
+            loaded = load(source, self.skips, self.options.max_file_bytes, self.options.secrets)
             if loaded is None:
                 self._left_out(store, catalog, source.rel, [source.size, source.mtime_ns, self.skips.last], progress)
                 continue
             old = catalog.get(source.rel)
-            record = FileRecord(source.rel, loaded.size, loaded.mtime_ns, loaded.content_hash, source.language, 0)
-            if old is not None and old.file_hash == loaded.content_hash:
+            record = FileRecord(
+                source.rel, loaded.size, loaded.mtime_ns, loaded.content_hash, source.language, 0, policy=self.policy
+            )
+            if old is not None and old.file_hash == loaded.content_hash and old.policy == self.policy:
                 touched.append(self._same_bytes(record, old, stats, progress))
                 continue
             sizer = self._sizer_for(store)
-            stats.secrets_redacted += loaded.secrets
             chunks = self._chunk(sizer, source.rel, loaded.text, source.language)
+            keys = sizer.spec.document_keys([chunk.embedding_text() for chunk in chunks])
+            if old is not None and self._same_rows(old, record, chunks, keys):
+                touched.append(self._same_bytes(record, old, stats, progress))
+                continue
+            self._purge |= source.rel in self._exposed
+            stats.secrets_redacted += loaded.secrets
             pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
             pending_chunks += len(chunks)
             stats.files_changed += 1
@@ -357,7 +385,17 @@ class Indexer:
         if rel in catalog:
             store.delete_files([rel])
             self._wrote = True
+            self._purge |= rel in self._exposed
         progress.files_done += 1
+
+    @staticmethod
+    def _same_rows(old: FileRecord, record: FileRecord, chunks: list[Chunk], keys: list[str]) -> bool:
+        """Whether the rows of ``chunks`` (with vector ``keys``) are exactly those ``old`` lists, for
+        the same bytes: a file read again for a new policy that changes nothing in it."""
+        if old.file_hash != record.file_hash or len(chunks) != len(old.chunk_ids):
+            return False
+        ids = (chunk_id(record.path, c.start_line, c.end_line, key) for c, key in zip(chunks, keys, strict=True))
+        return all(new == was for new, was in zip(ids, old.chunk_ids, strict=True))
 
     @staticmethod
     def _same_bytes(record: FileRecord, old: FileRecord, stats: IndexStats, progress: Progress) -> FileRecord:
@@ -385,7 +423,10 @@ class Indexer:
         pending: list[tuple[FileRecord, list[Chunk]]] = []
         pending_chunks = 0
         for record in todo:
-            loaded = load(self._source(record), self.skips_dense, self.max_file_bytes, self.secrets)
+            if record.policy != self.policy:  # rows of another policy: the next walk reads the file again
+                progress.files_done += 1
+                continue
+            loaded = load(self._source(record), self.skips_dense, self.options.max_file_bytes, self.options.secrets)
             if loaded is None or loaded.content_hash != record.file_hash:
                 progress.files_done += 1
                 continue

@@ -13,6 +13,7 @@ exhausted it falls back to polling and says so.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import logging
 import threading
@@ -27,7 +28,8 @@ from watchdog.observers.polling import PollingObserver
 
 from codesearch.embedding import Embedder
 from codesearch.errors import CodesearchError
-from codesearch.index.indexer import Indexer, IndexStats, writer_lock
+from codesearch.index.indexer import Indexer, IndexStats, Progress, writer_lock
+from codesearch.options import IndexOptions
 from codesearch.store import Store
 
 log = logging.getLogger(__name__)
@@ -87,29 +89,34 @@ class _Events(FileSystemEventHandler):
 
 
 class Watcher:
-    """Keeps the index of ``root`` in ``index_dir`` current until :meth:`stop`."""
+    """Keeps the index of ``root`` in ``index_dir`` current until :meth:`stop`, indexing as
+    ``options`` say (single fields may be given as keywords instead, as for the Indexer)."""
 
     def __init__(
         self,
         root: Path,
         index_dir: Path,
+        options: IndexOptions | None = None,
         *,
         embedder: Embedder | None = None,
         on_update: Callable[[IndexStats], None] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
         debounce_s: float = DEBOUNCE_S,
         max_wait_s: float = MAX_WAIT_S,
         polling: bool = False,
-        **indexer_options: Any,
+        **option_fields: Any,
     ) -> None:
         self.root = root.resolve()
         self.index_dir = index_dir
+        options = options or IndexOptions()
+        self.options = dataclasses.replace(options, **option_fields) if option_fields else options
         self.embedder = embedder
         self.on_update = on_update or (lambda stats: None)
+        self.on_progress = on_progress
         self.debounce_s = debounce_s
         self.max_wait_s = max_wait_s
         self.polling = polling
-        self.rebuild = bool(indexer_options.pop("rebuild", False))  # the first update only
-        self.indexer_options = indexer_options
+        self.rebuild = self.options.rebuild  # the first update only
         self.updates = 0
         self._busy = False
         self._changed = threading.Event()
@@ -262,10 +269,10 @@ class Watcher:
         indexer = Indexer(
             self.root,
             self.index_dir,
+            dataclasses.replace(self.options, rebuild=self.rebuild),
             embedder=self.embedder,
-            rebuild=self.rebuild,
+            on_progress=self.on_progress,
             compact=compact,
-            **self.indexer_options,
         )
         self.rebuild = False
         indexer.opened = self.opened

@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import time
+import warnings
 from collections.abc import Collection, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -53,6 +54,7 @@ META_TABLE = "meta"  # a remote index's meta.json: one row, the JSON text
 CACHE_SLACK = 20_000  # cached vectors kept beyond twice the live chunks
 READ_CONSISTENCY_S = 0.5
 VERSION_GRACE_S = 600  # old table versions are deleted by compaction only after this long
+PURGE_WAIT_S = 5.0  # a purge deletes old versions this long after its last commit (queries in flight end)
 # what codesearch writes in a local index folder (the lock and progress files: ``index.runs``)
 OWNED_NAMES = frozenset(
     {
@@ -106,6 +108,7 @@ FILE_SCHEMA = pa.schema(
         pa.field("chunks", pa.int32()),
         pa.field("dense", pa.bool_()),  # every chunk of the file has its vector
         pa.field("chunk_ids", pa.list_(pa.string())),  # ids of its chunk rows, in file order
+        pa.field("policy", pa.string()),  # the row policy its rows were made under (codesearch.options)
     ]
 )
 
@@ -412,6 +415,44 @@ class Store:
         grace = timedelta(seconds=VERSION_GRACE_S)  # a reader still on an older version keeps its files
         for table in (self.chunks, self.files, self.vectors):
             table.optimize(cleanup_older_than=grace)
+
+    def vector_keys(self, paths: Sequence[str]) -> set[str]:
+        """The vector keys of the chunk rows of these files."""
+        found: set[str] = set()
+        for start in range(0, len(paths), 500):
+            part = _scan(self.chunks, ["vkey"], sql_in("path", paths[start : start + 500]))
+            found.update(part.column("vkey").to_pylist())
+        return found
+
+    def purge(self, keys: Collection[str] = ()) -> None:
+        """Remove every byte of rows that are gone from disk now, not after ``VERSION_GRACE_S``:
+        for rows that held a secret the current policy keeps out. The cached vectors of ``keys``
+        that no chunk uses any more go; every live row of the chunks and the cache is rewritten
+        into new files (compaction would keep a file whose few deleted rows it does not
+        materialise), the full-text index is built anew from the live rows, and, after
+        ``PURGE_WAIT_S`` (readers move to the new version within ``READ_CONSISTENCY_S``; only a
+        query still running on an old one then fails, and reports the index damaged, which the next
+        run finds whole), every older version of every table is deleted. Run by the only writer."""
+        clear_snapshot(self.directory)
+        live = set(_scan(self.chunks, ["vkey"]).column("vkey").to_pylist())
+        drop = sorted(set(keys) - live)
+        for start in range(0, len(drop), 500):
+            self.vectors.delete(sql_in("key", drop[start : start + 500]))
+        for table, column in ((self.chunks, "id"), (self.vectors, "key")):
+            if table.count_rows():
+                table.update(where="true", values_sql={column: column})  # the same rows, in new files
+        if self.chunks.count_rows():
+            self.chunks.create_index(
+                "terms", config=FTS(with_position=False, memory_limit=FTS_MEMORY_MIB), replace=True
+            )
+        else:
+            for index in self.chunks.list_indices():
+                self.chunks.drop_index(index.name)
+        time.sleep(PURGE_WAIT_S)
+        with warnings.catch_warnings():  # "removes every version except the latest": that is the point
+            warnings.simplefilter("ignore", UserWarning)
+            for table in (self.chunks, self.files, self.vectors):  # the writer lock keeps other writers out
+                table.optimize(cleanup_older_than=timedelta(0), delete_unverified=True)
 
     # -- repair -------------------------------------------------------------------------------
     def check(self) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
 
-FORMAT_VERSION = 4  # 2: vector keys and the ``vectors`` cache; 3: ``embedded``/``dense``; 4: chunk ids
+FORMAT_VERSION = 5  # 2: vector keys and the ``vectors`` cache; 3: ``embedded``/``dense``; 4: chunk ids; 5: policy
 META = "meta.json"
 SNAPSHOT = "snapshot.json"
 DAMAGED = "damaged.txt"  # left by a reader that could not read the index: the next run repairs it

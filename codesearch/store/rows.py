@@ -77,6 +77,7 @@ class FileRecord:
     chunks: int
     dense: bool = True
     chunk_ids: tuple[str, ...] = ()  # its chunk rows' ids, in file order
+    policy: str = ""  # the row policy its rows were made under (codesearch.options; '' unknown)
 
 
 def chunk_id(path: str, start_line: int, end_line: int, vkey: str) -> str:
