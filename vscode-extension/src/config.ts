@@ -14,7 +14,13 @@ export interface Settings {
   maxResults: number;
   searchMode: "hybrid" | "dense" | "lexical";
   debounceMs: number;
+  secrets: "redact" | "skip" | "off";
+  maxFileSize: number;
 }
+
+export const SECRET_MODES = ["redact", "skip", "off"];
+/** The server's own default (codesearch.files.DEFAULT_MAX_FILE_BYTES). */
+export const DEFAULT_MAX_FILE_SIZE = 1024 * 1024;
 
 export const DEFAULTS: Settings = {
   serverCommand: [],
@@ -24,10 +30,20 @@ export const DEFAULTS: Settings = {
   maxResults: 50,
   searchMode: "hybrid",
   debounceMs: 200,
+  secrets: "redact",
+  maxFileSize: DEFAULT_MAX_FILE_SIZE,
 };
 
 /** Settings whose change needs a new server (the others are read at each search). */
-export const RESTART_SETTINGS = ["serverCommand", "pythonPath", "model", "ignore", "maxResults"];
+export const RESTART_SETTINGS = [
+  "serverCommand",
+  "pythonPath",
+  "model",
+  "ignore",
+  "maxResults",
+  "secrets",
+  "maxFileSize",
+];
 
 export interface ServerCommand {
   command: string;
@@ -64,6 +80,12 @@ export function initializationOptions(settings: Settings): Record<string, unknow
   if (ignore.length > 0) {
     options.ignore = ignore;
   }
+  if (settings.secrets !== DEFAULTS.secrets) {
+    options.secrets = settings.secrets;
+  }
+  if (settings.maxFileSize !== DEFAULTS.maxFileSize) {
+    options.maxFileSize = settings.maxFileSize;
+  }
   return options;
 }
 
@@ -94,6 +116,8 @@ export function readSettings(get: (key: string) => unknown): { settings: Setting
   const mode = text("searchMode");
   const modes = ["hybrid", "dense", "lexical"];
   if (!modes.includes(mode)) problems.push(`codesearch.searchMode must be one of ${modes.join(", ")}`);
+  const secrets = text("secrets");
+  if (!SECRET_MODES.includes(secrets)) problems.push(`codesearch.secrets must be one of ${SECRET_MODES.join(", ")}`);
   return {
     settings: {
       serverCommand: strings("serverCommand"),
@@ -103,6 +127,8 @@ export function readSettings(get: (key: string) => unknown): { settings: Setting
       maxResults: integer("maxResults", 1, 1000),
       searchMode: (modes.includes(mode) ? mode : DEFAULTS.searchMode) as Settings["searchMode"],
       debounceMs: integer("debounceMs", 0, 2000),
+      secrets: (SECRET_MODES.includes(secrets) ? secrets : DEFAULTS.secrets) as Settings["secrets"],
+      maxFileSize: integer("maxFileSize", 1, Number.MAX_SAFE_INTEGER),
     },
     problems,
   };

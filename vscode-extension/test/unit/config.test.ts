@@ -79,3 +79,14 @@ test("the start failure message names the command and the fix", () => {
   assert.match(other, /exit code 1/);
   assert.match(other, /output channel/);
 });
+
+test("editors choose the secrets mode and the size limit, as codesearch index --secrets / --max-file-size", () => {
+  const raw: Record<string, unknown> = { secrets: "skip", maxFileSize: 2048 };
+  const { settings, problems } = readSettings((key) => raw[key]);
+  assert.deepEqual(problems, []);
+  assert.deepEqual(initializationOptions(settings), { maxResults: 50, secrets: "skip", maxFileSize: 2048 });
+  const bad = readSettings((key) => ({ secrets: "maybe", maxFileSize: 0 })[key as "secrets"]);
+  assert.deepEqual([bad.settings.secrets, bad.settings.maxFileSize], ["redact", DEFAULTS.maxFileSize]);
+  assert.match(bad.problems.join("\n"), /codesearch\.secrets must be one of redact, skip, off/);
+  assert.match(bad.problems.join("\n"), /codesearch\.maxFileSize must be an integer from 1 to/);
+});
