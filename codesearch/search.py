@@ -8,6 +8,7 @@ filler), and index status. The embedding model is loaded only when a query needs
 
 from __future__ import annotations
 
+import difflib
 import logging
 import textwrap
 import threading
@@ -21,11 +22,13 @@ import numpy as np
 
 from codesearch.embedding import Embedder, load_embedder, moved_model, resolve_model
 from codesearch.errors import IndexCorruptError, ModelMismatchError, UnknownModelError, UsageError
-from codesearch.store import Hit, IndexDir, fuse, glob_filter, mark_damaged, sql_in
+from codesearch.files.languages import CODE_EXTENSIONS, TEXT_EXTENSIONS, TEXT_FILENAMES
+from codesearch.store import Hit, IndexDir, escape_glob, fuse, glob_filter, mark_damaged, sql_in, under_filter
 
 log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "lexical")
+LANGUAGES = tuple(sorted({*CODE_EXTENSIONS.values(), *TEXT_EXTENSIONS.values(), *TEXT_FILENAMES.values()}))
 SNIPPET_LINES = 6
 SNIPPET_CHARS = 500
 MERGE_FETCH = 3  # candidates ranked per result wanted, so that k remain once pieces merge
@@ -52,6 +55,24 @@ class SearchResult:
 def candidate_depth(k: int) -> int:
     """How many candidates each side (dense, lexical) gives a hybrid query for its best ``k``."""
     return max(50, 2 * k)
+
+
+def language_names(languages: list[str]) -> list[str]:
+    """Language filters as the index stores them: known names (any case) or file extensions
+    (``py``, ``.ts``); anything else is a :class:`UsageError` naming the known languages."""
+    names = []
+    for lang in languages:
+        if not isinstance(lang, str):
+            raise UsageError(f"a language is a name such as python, not {lang!r}")
+        name = lang.strip().lower()
+        extension = "." + name.lstrip(".")
+        name = CODE_EXTENSIONS.get(extension) or TEXT_EXTENSIONS.get(extension) or name
+        if name not in LANGUAGES:
+            close = difflib.get_close_matches(name, LANGUAGES, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UsageError(f"unknown language {lang!r}{hint}; known languages: {', '.join(LANGUAGES)}")
+        names.append(name)
+    return names
 
 
 def _key(hit: Hit) -> tuple[str, int, int]:
@@ -182,9 +203,13 @@ class Searcher:
         languages: list[str] | None = None,
         path_glob: str | None = None,
         pieces: bool = False,
+        under: str | None = None,
     ) -> list[SearchResult]:
         """The best ``k`` definitions for ``query`` (``pieces``: the best ``k`` chunks, each piece
-        of a definition split for size on its own)."""
+        of a definition split for size on its own). Filters: ``languages`` (names or extensions),
+        ``path_glob`` (gitignore syntax; a path holding brackets that is in the index matches
+        itself), ``under`` (a file or folder, posix, relative to the root). Bad filters are a
+        :class:`UsageError` before any query runs."""
         if mode not in MODES:
             raise UsageError(f"unknown mode {mode!r}: use one of {', '.join(MODES)}")
         if k < 1:
@@ -192,7 +217,7 @@ class Searcher:
         query = query.strip()
         if not query:
             raise UsageError("the query is empty")
-        where = self._where(languages, path_glob)
+        where = self._where(languages, path_glob, under)
 
         def vector() -> np.ndarray:
             return self.embedder.embed_query(query)
@@ -215,6 +240,7 @@ class Searcher:
         languages: list[str] | None = None,
         path_glob: str | None = None,
         pieces: bool = False,
+        under: str | None = None,
     ) -> list[SearchResult]:
         """Code like ``code`` (code-to-code search): it is embedded as a document, the way the
         indexed chunks were, and fused with a lexical query of its words. ``exclude``: (path,
@@ -224,7 +250,7 @@ class Searcher:
             raise UsageError("the selection is empty")
         if k < 1:
             raise UsageError("k must be at least 1")
-        where = self._where(languages, path_glob)
+        where = self._where(languages, path_glob, under)
         keep = k + 3 if pieces else MERGE_FETCH * (k + 3)
         hits = self._rank(code, lambda: self.embedder.embed_documents([code])[0], k + 3, "hybrid", where, keep)
         if exclude is not None:
@@ -313,14 +339,28 @@ class Searcher:
             if h.score >= MIN_SCORE
         ]
 
-    @staticmethod
-    def _where(languages: list[str] | None, path_glob: str | None) -> str | None:
+    def _where(self, languages: list[str] | None, path_glob: str | None, under: str | None = None) -> str | None:
         clauses = []
         if languages:
-            clauses.append(sql_in("language", [lang.lower() for lang in languages]))
+            clauses.append(sql_in("language", language_names(languages)))
         if path_glob:
-            clauses.append(glob_filter(path_glob))
+            clauses.append(self._glob_clause(path_glob))
+        if under and under.strip("/") not in ("", "."):
+            clauses.append(under_filter(under))
         return " AND ".join(f"({c})" for c in clauses) or None
+
+    def _glob_clause(self, path_glob: str) -> str:
+        """``--path``: a glob, except that a path with brackets (``app/[slug]/page.tsx``) that is
+        in the index matches itself first (``\\[`` in a glob is a literal bracket either way)."""
+        if "[" in path_glob and "\\" not in path_glob:
+            literal = glob_filter(escape_glob(path_glob))
+            try:
+                found = bool(self.store.file_catalog(where=literal))
+            except (OSError, RuntimeError, ValueError):  # the query itself says what is wrong
+                found = False
+            if found:
+                return literal
+        return glob_filter(path_glob)
 
 
 def index_status(index_dir: IndexDir) -> dict[str, Any]:

@@ -6,7 +6,8 @@ Public: from ``store.layout`` (plain files, no lancedb): :data:`FORMAT_VERSION`,
 :func:`clear_snapshot`, :func:`mark_damaged`, :func:`damage_note`,
 :func:`clear_damage`; :class:`Store` (``store.lance``, imported on first use: lancedb takes a second to
 import, and a no-change re-index never needs it), and from ``store.rows``: :class:`FileRecord`,
-:class:`Hit`, :func:`chunk_id`, :func:`fuse`, :func:`glob_filter`, :func:`sql_in`, :func:`sql_str`,
+:class:`Hit`, :func:`chunk_id`, :func:`fuse`, :func:`glob_filter`, :func:`escape_glob`, :func:`under_filter`,
+:func:`sql_in`, :func:`sql_str`,
 :func:`lexical_terms`, :func:`split_identifier`.
 """
 
@@ -33,12 +34,14 @@ from codesearch.store.rows import (
     FileRecord,
     Hit,
     chunk_id,
+    escape_glob,
     fuse,
     glob_filter,
     lexical_terms,
     split_identifier,
     sql_in,
     sql_str,
+    under_filter,
 )
 
 if TYPE_CHECKING:
@@ -66,6 +69,7 @@ __all__ = [
     "clear_damage",
     "clear_snapshot",
     "damage_note",
+    "escape_glob",
     "fuse",
     "glob_filter",
     "index_location",
@@ -76,5 +80,6 @@ __all__ = [
     "split_identifier",
     "sql_in",
     "sql_str",
+    "under_filter",
     "write_snapshot",
 ]

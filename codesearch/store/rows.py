@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ DENSE_WEIGHT = 0.7  # hybrid = 0.7 x dense + 0.3 x lexical, each min-max normali
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _CAMEL = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
+_REGEX_META = frozenset("\\.+*?()|[]{}^$#&-~")  # escaped alike by Python's re and the query engine's regex
 
 
 def split_identifier(word: str) -> list[str]:
@@ -57,14 +59,38 @@ def sql_in(column: str, values: Iterable[str]) -> str:
 
 
 def glob_filter(glob: str) -> str:
-    """A path glob (gitignore syntax: ``*.py``, ``src/**/*.ts``, ``tests/``) as a SQL filter."""
+    """A path glob (gitignore syntax: ``*.py``, ``src/**/*.ts``, ``tests/``; ``\\[`` is a literal
+    bracket) as a SQL filter. A glob that is no valid pattern is a :class:`UsageError` here, before
+    any query runs: the database's regex error would read like a damaged index."""
     try:
-        regex, include = GitWildMatchPattern.pattern_to_regex(glob.strip())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            regex, include = GitWildMatchPattern.pattern_to_regex(glob.strip())
     except ValueError as exc:
         raise UsageError(f"invalid path glob {glob!r}: {exc}") from exc
     if regex is None or not include:
         raise UsageError(f"invalid path glob {glob!r}")
+    try:
+        with warnings.catch_warnings():  # nested sets, set operations: read otherwise by the query engine
+            warnings.simplefilter("error", FutureWarning)
+            re.compile(regex)
+    except (re.error, FutureWarning) as exc:
+        detail = exc.msg if isinstance(exc, re.error) else str(exc)
+        raise UsageError(f"invalid path glob {glob!r}: {detail} (write \\[ for a literal bracket)") from exc
     return f"regexp_like(path, {sql_str(regex)})"
+
+
+def escape_glob(text: str) -> str:
+    """``text`` as a glob that matches itself only: ``app/[slug]/page.tsx`` → ``app/\\[slug\\]/page.tsx``."""
+    escaped = re.sub(r"([\\\[\]*?])", r"\\\1", text.strip())
+    return "\\" + escaped if escaped.startswith(("!", "#")) else escaped
+
+
+def under_filter(rel: str) -> str:
+    """Rows of the file ``rel`` (a posix path relative to the root) or of the files under the folder ``rel``."""
+    rel = rel.strip("/")
+    literal = "".join("\\" + c if c in _REGEX_META else c for c in rel)
+    return f"regexp_like(path, {sql_str('^' + literal + '(/|$)')})"
 
 
 @dataclass(frozen=True)
