@@ -2,7 +2,9 @@
 
 Owns argument parsing, progress display (rich, on a TTY only), human and ``--json`` output,
 and the boundary translation of library errors into one line on stderr and an exit code
-(never a traceback unless ``--verbose``).
+(never a traceback unless ``--verbose``). Text from users, files and errors (paths, symbols,
+snippets, messages) is printed literally: the consoles read no markup or emoji codes, and
+styles come from :class:`rich.text.Text` spans.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from codesearch import __version__
 from codesearch.config import default_index_dir, find_index_dir
@@ -85,7 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_search = sub.add_parser("search", help="search an index with a natural-language or code query")
     p_search.add_argument("query", help="what you are looking for")
-    p_search.add_argument("path", nargs="?", type=Path, default=Path("."), help="indexed folder (default: .)")
+    p_search.add_argument(
+        "path",
+        nargs="?",
+        type=Path,
+        default=None,
+        help="search only this folder or file of an indexed tree (default: the whole index of the indexed folder "
+        "at or above the current one)",
+    )
     common(p_search)
     p_search.add_argument("-k", type=int, default=10, help="number of results (default: 10)")
     p_search.add_argument("--mode", choices=["hybrid", "dense", "lexical"], default="hybrid")
@@ -93,7 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     p_search.add_argument(
         "--lang", action="append", default=[], metavar="L", help="only these languages (repeatable or comma-separated)"
     )
-    p_search.add_argument("--path", dest="path_glob", metavar="GLOB", help="only paths matching this glob")
+    p_search.add_argument(
+        "--path",
+        dest="path_glob",
+        metavar="GLOB",
+        help="only paths matching this gitignore-style glob, relative to the indexed root (\\[ is a literal "
+        "bracket; an indexed path with brackets matches itself)",
+    )
     p_search.add_argument("--model", help="must match the index's model (default: the index's model)")
     p_search.add_argument("--device", help="cpu, cuda, mps (default: CUDA, then MPS, then CPU)")
     p_search.add_argument(
@@ -149,7 +165,7 @@ def indexing_options(p: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _configure_logging(args.verbose)
-    err = Console(stderr=True)
+    err = _console(stderr=True)
     try:
         handler = {
             "index": cmd_index,
@@ -160,22 +176,35 @@ def main(argv: list[str] | None = None) -> int:
         }[args.command]
         return handler(args, err)
     except CodesearchError as exc:
-        err.print(f"[bold red]codesearch: error:[/] {exc}", highlight=False, markup=True, soft_wrap=True)
+        err.print(Text.assemble(("codesearch: error:", "bold red"), f" {exc}"))
         if args.verbose:
             log.exception("details")
         return exc.exit_code
     except KeyboardInterrupt:
-        err.print("codesearch: interrupted")
+        if args.command == "index":  # committed batches stay: the next run resumes after them
+            again = f"codesearch index {_quote(str(args.path))}"
+            if args.index_dir is not None:
+                again += f" --index-dir {_quote(args.index_dir)}"
+            err.print(f"codesearch: interrupted; nothing committed is lost: run `{again}` again to finish")
+        else:
+            err.print("codesearch: interrupted")
         return 130
     except Exception as exc:  # the boundary: one line, never a traceback unless asked
         err.print(
-            f"[bold red]codesearch: internal error:[/] {type(exc).__name__}: {exc} (run with --verbose for details)",
-            highlight=False,
-            soft_wrap=True,
+            Text.assemble(
+                ("codesearch: internal error:", "bold red"),
+                f" {type(exc).__name__}: {exc} (run with --verbose for details)",
+            )
         )
         if args.verbose:
             log.exception("details")
         return 70
+
+
+def _console(stderr: bool = False) -> Console:
+    """A console that prints text as it is: no markup, emoji codes or highlighting in paths,
+    symbols, snippets or messages (styles come from :class:`Text` spans)."""
+    return Console(stderr=stderr, markup=False, emoji=False, highlight=False, soft_wrap=True)
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -271,7 +300,7 @@ def cmd_index(args: argparse.Namespace, err: Console) -> int:
     if args.json:
         print(json.dumps(stats.as_dict()))
         return 0
-    out = Console(highlight=False, soft_wrap=True)
+    out = _console()
     out.print(
         f"Indexed {stats.files} files, {stats.chunks} chunks ({stats.chunks_embedded} embedded now, "
         f"{stats.chunks_reused} reused) in {stats.seconds:.1f}s with {stats.model}."
@@ -336,7 +365,7 @@ def cmd_watch(args: argparse.Namespace, err: Console) -> int:
     root = _root(args.path)
     index_dir = _index_dir(args, root, local="watch")
     assert isinstance(index_dir, Path)  # a URI was refused
-    out = Console(highlight=False, soft_wrap=True)
+    out = _console()
 
     def report(stats: IndexStats) -> None:
         if args.json:
@@ -374,40 +403,118 @@ def cmd_watch(args: argparse.Namespace, err: Console) -> int:
 
 # -- search ----------------------------------------------------------------------------------
 def cmd_search(args: argparse.Namespace, err: Console) -> int:
+    from codesearch.index.runs import read_progress
     from codesearch.search import Searcher
 
-    index_dir = _existing_index(args)
+    index_dir = _search_index(args)
     languages = [lang.strip() for item in args.lang for lang in item.split(",") if lang.strip()]
     searcher = Searcher(index_dir, model=args.model, device=args.device, dtype=args.dtype)
+    root = str(searcher.store.meta.get("root") or "")
+    running = read_progress(index_dir)  # before the query: its results are at least this far along
     results = searcher.search(
         args.query,
         k=args.k,
         mode=args.mode,
         languages=languages or None,
         path_glob=args.path_glob,
+        under=_scope(args.path, root),
         pieces=args.pieces,
     )
     if searcher.words_only:
-        err.print(f"codesearch: ranked by words alone: {searcher.words_only}", markup=False)
-    if args.json:
-        print(json.dumps([r.as_dict() for r in results], ensure_ascii=False))
+        err.print(f"codesearch: ranked by words alone: {searcher.words_only}")
+    note = _indexing_note(running, searcher.store.meta, root)
+    if note:  # a run is writing the index now, or the first one did not finish
+        err.print(note)
+    if args.json:  # paths stay relative to the indexed root, which each result names
+        print(json.dumps([dict(r.as_dict(), root=root) for r in results], ensure_ascii=False))
         return 0
     coverage = searcher.dense_coverage() if args.mode != "lexical" and not searcher.words_only else 1.0
-    if coverage < 1.0:  # a dense pass is still running: say how much of the index has vectors
+    if coverage < 1.0 and not running:  # a dense pass stopped early: say how much of the index has vectors
         err.print(f"codesearch: embeddings cover {coverage:.0%} of the index so far; the rest matched by words")
-    out = Console(highlight=False, soft_wrap=True)
+    out = _console()
     if not results:
-        out.print("No results.")
+        out.print("No results yet: indexing is under way." if running else "No results.")
+    cwd = _cwd()
     for r in results:
         out.print(
-            f"[bold cyan]{r.path}:{r.start_line}[/]  [bold]{r.symbol}[/]  [dim]{r.kind}  {r.score:.3f}[/]",
-            markup=True,
-            soft_wrap=True,
+            Text.assemble(
+                (f"{_shown_path(root, r.path, cwd)}:{r.start_line}", "bold cyan"),
+                "  ",
+                (r.symbol, "bold"),
+                "  ",
+                (f"{r.kind}  {r.score:.3f}", "dim"),
+            )
         )
         for line in r.snippet.split("\n"):
-            out.print(f"    {line}", markup=False, soft_wrap=True)
+            out.print(f"    {line}")
         out.print()
     return 0
+
+
+def _search_index(args: argparse.Namespace) -> IndexDir:
+    """The index ``search`` reads: ``--index-dir``, else that of the indexed folder at or above
+    PATH (a folder or a file; default: the current folder)."""
+    if args.path is not None and not args.path.exists():
+        raise UsageError(f"{args.path} does not exist")
+    if args.index_dir is not None:
+        return _index_dir(args)
+    given = args.path if args.path is not None else Path(".")
+    start = given.resolve()
+    found = find_index_dir(start if start.is_dir() else start.parent)
+    if found is None:
+        raise IndexNotFoundError(f"no index for {start} yet: run `codesearch index {_quote(str(given))}` first")
+    return found[1]
+
+
+def _scope(path: Path | None, root: str) -> str | None:
+    """An explicit PATH inside the indexed tree limits the search to it (root-relative posix);
+    ``None``: the whole index."""
+    if path is None or not root:
+        return None
+    target = path.resolve()
+    try:
+        rel = target.relative_to(Path(root))
+    except ValueError:
+        raise UsageError(f"{path} is not inside the indexed folder {root}") from None
+    return rel.as_posix() if rel.parts else None
+
+
+def _cwd() -> Path | None:
+    try:
+        return Path.cwd()
+    except OSError:  # the current folder was deleted
+        return None
+
+
+def _shown_path(root: str, rel: str, cwd: Path | None) -> str:
+    """A result's path as the user can open it from where they stand: relative to the current
+    folder when that is inside the indexed tree or holds it, else absolute."""
+    if not root or cwd is None:
+        return rel
+    full = os.path.join(root, rel)
+    try:
+        shown = os.path.relpath(full, cwd)
+    except ValueError:  # another drive
+        return full
+    if shown.startswith(os.pardir) and not cwd.is_relative_to(root):
+        return full
+    return shown
+
+
+def _indexing_note(running: dict[str, Any] | None, meta: dict[str, Any], root: str) -> str:
+    """What a query's results are missing while the index is being built ('' when nothing)."""
+    if running:
+        done, total = running.get("files_done", 0), running.get("files_total", 0)
+        if running.get("phase") == "embedding":
+            return (
+                f"codesearch: indexing: embedding {done:,} of {total:,} files; "
+                "results so far, the rest matched by words"
+            )
+        return f"codesearch: indexing: {done:,} of {total:,} files; results so far"
+    if not meta.get("last_run"):
+        again = f"codesearch index {_quote(root)}" if root else "codesearch index"
+        return f"codesearch: the index is incomplete (its first run did not finish): run `{again}` to finish it"
+    return ""
 
 
 # -- status ----------------------------------------------------------------------------------
@@ -418,7 +525,7 @@ def cmd_status(args: argparse.Namespace, err: Console) -> int:
     if args.json:
         print(json.dumps(status))
         return 0
-    out = Console(highlight=False, soft_wrap=True)
+    out = _console()
     size = "remote" if status["size_bytes"] is None else f"{status['size_bytes'] / (1024 * 1024):.1f} MiB"
     dense = status["chunks_embedded"] / status["chunks"] if status["chunks"] else 1.0
     running = status["running"]

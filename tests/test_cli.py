@@ -16,7 +16,7 @@ from conftest import write_samples
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 INDEX_KEYS = {"files", "chunks", "chunks_embedded", "chunks_reused", "files_skipped", "seconds", "model"}
-RESULT_KEYS = {"path", "start_line", "end_line", "symbol", "kind", "language", "score", "snippet"}
+RESULT_KEYS = {"path", "start_line", "end_line", "symbol", "kind", "language", "score", "snippet", "root"}
 
 
 def codesearch(*args: str, cwd: Path | None = None, env_home: Path) -> subprocess.CompletedProcess[str]:
@@ -89,7 +89,7 @@ def test_search_human_output_from_a_subfolder(indexed) -> None:  # type: ignore[
     done = codesearch("search", "greet the world by default", "-k", "2", cwd=root / "lib", env_home=home)
     assert done.returncode == 0, done.stderr
     first = done.stdout.splitlines()[0].split()
-    assert first[0] == "lib/greeter.rb:9" and first[1] == "Greeting.Greeter.default"
+    assert first[0] == "greeter.rb:9" and first[1] == "Greeting.Greeter.default"  # relative to lib/, where the user is
     assert "def self.default" in done.stdout
 
 
