@@ -78,6 +78,7 @@ class CodesearchServer(LanguageServer):
         self._tokens: dict[Path, str] = {}
         self._reported: dict[Path, tuple[float, str]] = {}
         self._runs = 0
+        self._said_empty = False  # an empty answer while indexing was explained (once per build)
 
     # -- plumbing -----------------------------------------------------------------------------
     def report_server_error(self, error: Exception, source: Any) -> None:
@@ -109,6 +110,17 @@ class CodesearchServer(LanguageServer):
 
     def show(self, message: str, kind: types.MessageType = types.MessageType.Warning) -> None:
         self.window_show_message(types.ShowMessageParams(type=kind, message=f"codesearch: {message}"))
+
+    def explain_empty(self, answer: Answer) -> Answer:
+        """The first empty answer while an index is being built says so (an empty list alone
+        reads as "nothing matches"); once until the answers are complete again."""
+        if not answer.partial:
+            self._said_empty = False
+        elif not answer.results and not self._said_empty:
+            self._said_empty = True
+            notes = "; ".join(answer.notes) or "embedding under way"
+            self.show(f"no results yet: indexing is under way ({notes})", types.MessageType.Info)
+        return answer
 
     # -- folders and progress -------------------------------------------------------------------
     async def add_folder(self, root: Path) -> None:
@@ -237,7 +249,7 @@ async def workspace_symbol(ls: CodesearchServer, params: types.WorkspaceSymbolPa
         return []
     mode = "lexical" if len(query) < 3 else "hybrid"  # too short to mean anything to a model
     answer: Answer = await ls.call(ls.workspace_or_fail().search, query, ls.options.max_results, mode)
-    return [convert.workspace_symbol(found) for found in answer.results]
+    return [convert.workspace_symbol(found) for found in ls.explain_empty(answer).results]
 
 
 @server.feature("codesearch/search")
@@ -251,7 +263,7 @@ async def search(ls: CodesearchServer, params: Any) -> list[dict[str, Any]]:
     languages = _typed(args, "languages", list, None)
     glob = _typed(args, "pathGlob", str, None)
     answer: Answer = await ls.call(ls.workspace_or_fail().search, query, k, mode, languages, glob)
-    return [convert.search_item(found, answer.partial) for found in answer.results]
+    return [convert.search_item(found, answer.partial) for found in ls.explain_empty(answer).results]
 
 
 @server.feature("codesearch/similar")
