@@ -3,6 +3,7 @@ content-hash cache, deletions, bad inputs, the writer lock, and model changes.""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -10,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from conftest import write_samples
+from samples import SAMPLES
+from test_chunking import EXPECTED
 
 from codesearch import Indexer, Searcher, default_index_dir, index_status
-from codesearch.chunking import chunk_file
 from codesearch.errors import CodesearchError, ModelMismatchError
-from codesearch.files import detect_language
 from codesearch.index.indexer import writer_lock
-from codesearch.store import FileRecord
+from codesearch.store import FileRecord, Store
 
 pytestmark = pytest.mark.slow
 
@@ -25,47 +26,84 @@ def index(root: Path, embedder, **kwargs):  # type: ignore[no-untyped-def]
     return Indexer(root, default_index_dir(root), embedder=embedder, **kwargs).run()
 
 
-def expected_chunk_count(root: Path, embedder) -> int:  # type: ignore[no-untyped-def]
-    total = 0
-    for path in root.rglob("*"):
-        if path.is_file():
-            rel = path.relative_to(root).as_posix()
-            total += len(
-                chunk_file(
-                    rel,
-                    path.read_text(),
-                    detect_language(rel) or "text",
-                    256,
-                    count_lines=lambda lines: embedder.count_tokens(lines, special=False),
-                )
-            )
-    return total
+def long_function(lines: int) -> str:
+    body = "\n".join(f"    total_{i} = compute_step_{i}(value, offset={i})" for i in range(lines))
+    return f"def long_pipeline(value):\n{body}\n    return value\n"
+
+
+def rows_by_path(index_dir: Path) -> dict[str, list[tuple[int, int, str, str]]]:
+    """(start line, end line, symbol, chunk id) of every stored chunk, by file, in file order."""
+    rows: dict[str, list[tuple[int, int, str, str]]] = {}
+    for path, start, end, symbol, chunk_id, _vkey, _embedded in Store.open(index_dir).chunk_rows():
+        rows.setdefault(path, []).append((start, end, symbol, chunk_id))
+    return rows
 
 
 def test_index_then_reindex_unchanged_embeds_nothing(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    # a function that one chunk of the model's chunk size (below its window) cannot hold: a
+    # chunk keeps a quarter of its tokens (96 at most) for the header the embedder adds, so
+    # the text may use the rest. It would fit one chunk sized by the window: the chunks show
+    # which size the index used.
+    budget = embedder.spec.chunk_tokens
+    text_budget = budget - min(96, budget // 4)
+    assert budget < embedder.max_tokens
+    source = long_function(10)
+    lines = source.split("\n")
+    assert text_budget < sum(embedder.count_tokens(lines, special=False)) <= budget
+    (sample_tree / "pkg" / "long.py").write_text(source)
+
     first = index(sample_tree, embedder)
-    assert first.files == 13 and first.files_changed == 13
-    assert first.chunks == first.chunks_embedded == expected_chunk_count(sample_tree, embedder)
+    assert first.files == 14 and first.files_changed == 14
+    rows = rows_by_path(default_index_dir(sample_tree))
+    # the sample files: the chunks the golden table of the chunker tests lists, written by hand
+    for language, (rel, _source) in SAMPLES.items():
+        assert [row[:3] for row in rows[rel]] == [(a, b, symbol) for symbol, _kind, a, b in EXPECTED[language]], rel
+    assert [row[:3] for row in rows["README.md"]] == [(1, 3, "Demo")]
+    # the long function: split, every piece within the budget, together all of its lines
+    pieces = rows["pkg/long.py"]
+    assert len(pieces) >= 2 and {symbol for _, _, symbol, _ in pieces} == {"long_pipeline"}
+    assert pieces[0][0] == 1 and pieces[-1][1] == len(lines) - 1
+    for (_, end, _, _), (start, _, _, _) in itertools.pairwise(pieces):
+        assert start == end + 1
+    for start, end, _, _ in pieces:
+        assert sum(embedder.count_tokens(lines[start - 1 : end], special=False)) <= text_budget
+    expected = sum(len(chunks) for chunks in rows.values())
+    assert (
+        first.chunks
+        == first.chunks_embedded
+        == expected
+        == sum(len(EXPECTED[lang]) for lang in SAMPLES) + 1 + len(pieces)
+    )
+
     second = index(sample_tree, embedder)
     assert (second.chunks_embedded, second.chunks_reused, second.files_changed) == (0, 0, 0)
-    assert second.files_unchanged == 13 and second.chunks == first.chunks
+    assert second.files_unchanged == 14 and second.chunks == first.chunks
     # mtime changes without content changes: re-read, nothing embedded
     for path in sample_tree.rglob("*.py"):
         os.utime(path, ns=(1, 1))
     third = index(sample_tree, embedder)
     assert third.chunks_embedded == 0 and third.files_changed == 0
+    assert rows_by_path(default_index_dir(sample_tree)) == rows
 
 
 def test_editing_one_function_embeds_only_that_chunk(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
     index(sample_tree, embedder)
+    index_dir = default_index_dir(sample_tree)
+    before = rows_by_path(index_dir)["pkg/links.py"]
     path = sample_tree / "pkg" / "links.py"
     path.write_text(path.read_text().replace("links.append(val.strip())", "links.append(val.strip().lower())"))
     stats = index(sample_tree, embedder)
     assert stats.files_changed == 1
     assert stats.chunks_embedded == 1
-    assert stats.chunks_reused == len(chunk_file("pkg/links.py", path.read_text(), "python", 192)) - 1
-    hits = Searcher(default_index_dir(sample_tree), embedder=embedder).search("lower", mode="lexical", k=1)
-    assert hits[0].symbol == "parse_header_links" and "lower()" in hits[0].snippet + path.read_text()
+    after = rows_by_path(index_dir)["pkg/links.py"]
+    # the same chunks at the same lines; only the edited function's has a new id (new text)
+    assert [row[:3] for row in after] == [row[:3] for row in before]
+    changed = [new[2] for old, new in zip(before, after, strict=True) if old[3] != new[3]]
+    assert changed == ["parse_header_links"]
+    assert stats.chunks_reused == len(after) - 1
+    hits = Searcher(index_dir, embedder=embedder).search("lower", mode="lexical", k=1)
+    assert hits[0].symbol == "parse_header_links" and "links.append(val.strip().lower())" in hits[0].snippet
+    assert (hits[0].start_line, hits[0].end_line) == (7, 12)  # where the function is in the file
 
 
 def test_deleted_and_new_files(sample_tree: Path, embedder) -> None:  # type: ignore[no-untyped-def]
