@@ -376,3 +376,23 @@ def test_changing_the_size_limit_removes_and_adds_files(sample_tree: Path, embed
     assert not Searcher(default_index_dir(sample_tree), embedder=embedder).search("big table", mode="lexical", k=5)
     back = index(sample_tree, embedder)
     assert back.files == 14 and back.chunks_embedded == 0 and "big.py" in _catalog(sample_tree)
+
+
+def test_a_run_stopped_before_its_purge_leaves_it_to_the_next_run(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "svc"
+    write_samples(root)
+    key = "AKIA" + "IOSFODNN7" + "EXAMPLE"
+    (root / "settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{key}"\n')
+    index_dir = default_index_dir(root)
+    index(root, embedder, secrets="off")
+
+    def stop(stats) -> None:  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # Ctrl-C after the lexical pass: the rows are redacted, old versions remain
+
+    with pytest.raises(KeyboardInterrupt):
+        Indexer(root, index_dir, embedder=embedder, on_lexical_done=stop).run()
+    assert key.encode() in b"".join(path.read_bytes() for path in index_dir.rglob("*") if path.is_file())
+    stats = index(root, embedder)  # nothing left to read again: the purge is still owed
+    assert stats.files_changed == 0
+    blob = b"".join(path.read_bytes() for path in index_dir.rglob("*") if path.is_file())
+    assert key.encode() not in blob and key.lower().encode() not in blob.lower()

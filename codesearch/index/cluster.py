@@ -300,7 +300,7 @@ class RayIndexer(Indexer):
             if old is not None and (status == "same" or self._same_rows(old, record, chunks, list(row["keys"]))):
                 touched.append(self._same_bytes(record, old, stats, progress))
                 continue
-            self._purge |= rel in self._exposed
+            self._will_purge(store, [rel])
             pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
             keys.extend(row["keys"])
             fresh.update(zip(row["fresh_keys"], row["fresh_vectors"], strict=True))

@@ -71,6 +71,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 256
+PURGE_PENDING = "purge_pending"  # in the meta from the first write a purge must follow until that purge
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -199,9 +200,9 @@ class Indexer:
             repaired=self.repaired,
         )
         if plan.deleted:
+            self._will_purge(store, plan.deleted)
             store.delete_files(plan.deleted)
             self._wrote = True
-            self._purge |= not self._exposed.isdisjoint(plan.deleted)
         progress = Progress(files_total=len(plan.changed))
         self._lexical_pass(store, plan, stats, progress)
         store.ensure_lexical_index()
@@ -210,9 +211,10 @@ class Indexer:
             self._dense_pass(store, stats, progress)
         if self._wrote:  # files that are skipped again (binary, too large) wrote nothing
             store.finish_writes(compact=self.compact)
-        if self._purge:
+        if self._purge or store.meta.get(PURGE_PENDING):  # this run's, or one a killed run left
             log.info("removing the rows that held secrets from %s", self.index_dir)
             store.purge(exposed_keys)
+            store.meta.pop(PURGE_PENDING, None)
         stats.files = store.count_files()
         stats.chunks = store.count_chunks()
         stats.skipped = self.skips.as_dict()
@@ -246,6 +248,8 @@ class Indexer:
             return None
         if meta.get("format") != FORMAT_VERSION or self.model not in (None, meta.get("model_name")):
             return None
+        if meta.get(PURGE_PENDING):
+            return None  # a killed run left rows to purge
         if moved_model(meta.get("model_name"), meta.get("model_id")):
             return None  # the model's weights changed: re-embedded by _open_store
         if snapshot.stats() != {source.rel: (source.size, source.mtime_ns) for source in walked}:
@@ -363,7 +367,7 @@ class Indexer:
             if old is not None and self._same_rows(old, record, chunks, keys):
                 touched.append(self._same_bytes(record, old, stats, progress))
                 continue
-            self._purge |= source.rel in self._exposed
+            self._will_purge(store, [source.rel])
             stats.secrets_redacted += loaded.secrets
             pending.append((FileRecord(**{**record.__dict__, "chunks": len(chunks)}), chunks))
             pending_chunks += len(chunks)
@@ -383,10 +387,18 @@ class Indexer:
         its ``[size, mtime_ns, reason]`` goes to the snapshot, and rows it had go."""
         self._load_skipped[rel] = stat
         if rel in catalog:
+            self._will_purge(store, [rel])
             store.delete_files([rel])
             self._wrote = True
-            self._purge |= rel in self._exposed
         progress.files_done += 1
+
+    def _will_purge(self, store: Store, paths: Collection[str]) -> None:
+        """The rows of ``paths`` are about to be replaced or deleted: when any may hold a secret the
+        current policy keeps out, the run ends with a purge, and the meta says so first (a run
+        killed before the purge leaves it to the next one)."""
+        if not self._purge and not self._exposed.isdisjoint(paths):
+            self._purge = True
+            store.write_meta(**{PURGE_PENDING: True})
 
     @staticmethod
     def _same_rows(old: FileRecord, record: FileRecord, chunks: list[Chunk], keys: list[str]) -> bool:
