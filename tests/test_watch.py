@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import write_samples
 
 from codesearch import Indexer, Searcher, default_index_dir
 from codesearch.errors import CodesearchError
@@ -101,6 +102,97 @@ def test_every_kind_of_change_converges(watched, embedder, tmp_path: Path) -> No
     assert watcher.updates == before
 
 
+def watched_inodes() -> list[int]:
+    """The inode of every folder this process has an inotify watch on (``/proc/self/fdinfo``)."""
+    inodes = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            with open(f"/proc/self/fdinfo/{fd}") as info:
+                lines = [line.split() for line in info if line.startswith("inotify wd:")]
+        except OSError:
+            continue  # closed meanwhile
+        inodes += [int(field[4:], 16) for line in lines for field in line if field.startswith("ino:")]
+    return inodes
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads inotify watches from /proc (Linux)")
+def test_only_the_folders_a_walk_enters_are_watched(tmp_path: Path, embedder) -> None:  # type: ignore[no-untyped-def]
+    root = tmp_path / "ws"
+    write_samples(root)
+    venv = root / ".venv"  # what the README's first command makes: thousands of folders, never indexed
+    for i in range(300):
+        (venv / "lib" / "python3.11" / "site-packages" / f"dep{i}").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    for i in range(100):
+        (root / "artifacts" / f"gen{i}").mkdir(parents=True)  # left out by .gitignore
+        (root / "build" / f"gen{i}").mkdir(parents=True)  # left out by the default rules
+    (root / "artifacts" / "gen0" / "generated.py").write_text("def generated_code():\n    return 0\n")
+    (root / ".gitignore").write_text("artifacts/\n")
+    (root / "extra_out" / "deep").mkdir(parents=True)  # left out by an --ignore glob
+    (root / "lib" / "sub").mkdir(parents=True)
+    (root / "lib" / "sub" / "helper.py").write_text("def lib_helper():\n    return 1\n")
+    index_dir = root / "idx"  # an index folder inside the tree: never watched, never indexed
+    leave_out = {venv, root / "artifacts", root / "build", root / "extra_out", index_dir}
+
+    def folders() -> tuple[set[int], set[int]]:
+        """The inodes of the folders a walk enters, and of those it leaves out."""
+        kept, left = set(), set()
+        for here, dirs, _ in os.walk(root):
+            for name in dirs:
+                path = Path(here) / name
+                out = any(path == p or p in path.parents for p in leave_out)
+                (left if out else kept).add(path.stat().st_ino)
+        return kept | {root.stat().st_ino}, left
+
+    before = len(watched_inodes())
+    with Watcher(root, index_dir, embedder=embedder, extra_ignores=("extra_out/",)) as watcher:
+        kept, left = folders()
+        assert len(left) > 500 and len(kept) < 10
+        watched = watched_inodes()
+        assert kept <= set(watched), "every kept folder is watched"
+        assert not left & set(watched), "no ignored folder is watched"
+        assert len(watched) - before <= len(kept)
+
+        # a new kept folder (two levels at once) is watched, and a file written there is indexed
+        before_update = watcher.updates
+        fresh = root / "lib" / "fresh" / "nested"
+        fresh.mkdir(parents=True)
+        (fresh / "fresh_mod.py").write_text("def freshly_nested_function():\n    return 'nested'\n")
+        settle(watcher, before_update)
+        kept, left = folders()
+        assert kept <= set(watched_inodes())
+        found = Searcher(index_dir, embedder=embedder).search("freshly nested function", mode="lexical", k=1)
+        assert found and found[0].path == "lib/fresh/nested/fresh_mod.py"
+        # an edit in a folder that existed at start is picked up too
+        before_update = watcher.updates
+        (root / "lib" / "sub" / "helper.py").write_text("def lib_helper_renamed_now():\n    return 1\n")
+        settle(watcher, before_update)
+        found = Searcher(index_dir, embedder=embedder).search("lib helper renamed now", mode="lexical", k=1)
+        assert found and found[0].path == "lib/sub/helper.py"
+
+        # new folders under ignored ones get no watches, and writing there starts no update
+        before_update, watching = watcher.updates, len(watched_inodes())
+        for i in range(50):
+            (venv / "lib" / "python3.11" / "site-packages" / f"new{i}" / "sub").mkdir(parents=True)
+            (root / "artifacts" / f"gen{i}" / "more").mkdir()
+        (root / "artifacts" / "gen1" / "more" / "made.py").write_text("def made_by_the_build():\n    return 1\n")
+        time.sleep(1.0)
+        assert len(watched_inodes()) == watching
+        assert watcher.updates == before_update
+        assert not Searcher(index_dir, embedder=embedder).search("made by the build", mode="lexical", k=1)
+
+        # a kept folder that the rules now leave out loses its watches; one let in gains them
+        before_update = watcher.updates
+        (root / ".gitignore").write_text("lib/fresh/\n")
+        settle(watcher, before_update)
+        watched = set(watched_inodes())
+        assert fresh.stat().st_ino not in watched and fresh.parent.stat().st_ino not in watched
+        assert (root / "artifacts" / "gen3" / "more").stat().st_ino in watched
+        assert (root / "build" / "gen3").stat().st_ino not in watched
+
+
 def git(root: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=root, check=True, capture_output=True
@@ -180,13 +272,20 @@ def test_one_writer_and_readers_see_commits_within_a_second(watched, embedder) -
 def test_polling_when_the_os_watch_limit_is_exhausted(
     sample_tree: Path, embedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    import codesearch.index.watcher as watcher_module
+    from codesearch.index import observers
 
-    class ExhaustedObserver(watcher_module.Observer):  # type: ignore[misc,name-defined]
-        def start(self) -> None:  # what inotify says when fs.inotify.max_user_watches is reached
+    native = observers.native
+
+    def exhausted(*args: object, **kwargs: object) -> object:
+        observer = native(*args, **kwargs)  # type: ignore[arg-type]
+
+        def start() -> None:  # what inotify says when fs.inotify.max_user_watches is reached
             raise OSError(errno.ENOSPC, "inotify watch limit reached")
 
-    monkeypatch.setattr(watcher_module, "Observer", ExhaustedObserver)
+        observer.start = start
+        return observer
+
+    monkeypatch.setattr(observers, "native", exhausted)
     with Watcher(sample_tree, default_index_dir(sample_tree), embedder=embedder) as watcher:
         assert watcher.polling
         before = watcher.updates

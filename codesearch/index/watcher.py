@@ -6,8 +6,10 @@ debounced and coalesced: a burst (a save, an editor's write-temp-then-rename, a 
 rewriting thousands of files, a directory rename) becomes one update. An update is an
 incremental :class:`~codesearch.index.Indexer` run (plan by stat, then chunk, embed and write
 only what changed), so every event kind converges to exactly what is on disk, in bounded memory.
-The watcher holds the index's writer lock for its whole life. When the OS watch limit is
-exhausted it falls back to polling and says so.
+The watcher holds the index's writer lock for its whole life. It watches only the folders a walk
+enters (:mod:`codesearch.index.observers`: a virtualenv or ``node_modules`` in the tree costs no
+watches) and drops events that the ignore rules leave out. When the OS watch limit is exhausted
+it falls back to polling and says so.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import contextlib
 import dataclasses
 import errno
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -23,11 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
 
 from codesearch.embedding import Embedder
 from codesearch.errors import CodesearchError
+from codesearch.files.names import stored_path
+from codesearch.files.walk import Folders
+from codesearch.index import observers
 from codesearch.index.indexer import Indexer, IndexStats, Progress, writer_lock
 from codesearch.options import IndexOptions
 from codesearch.store import Store
@@ -39,22 +43,22 @@ MAX_WAIT_S = 2.0  # a burst that never goes quiet is still indexed this often
 POLL_INTERVAL_S = 1.0
 COMPACT_EVERY_S = 60.0  # compaction (LanceDB optimize) after an update at most this often
 MAX_PATHS = 256  # a bigger burst is planned by walking the tree
-# a change to one of these changes what else is indexed (ignore rules, a checkout): walk the tree
-_WIDE_NAMES = frozenset({".gitignore", ".codesearchignore"})
+# a change to one of these changes what else is indexed (ignore rules, a checkout, a new
+# virtualenv): walk the tree, and watch the folders kept now
+_WIDE_NAMES = frozenset({".gitignore", ".codesearchignore", "pyvenv.cfg"})
 _WIDE_PATHS = frozenset({".git/HEAD", ".git/info/exclude"})
-# events under these folders never change what is indexed
-_IGNORED_PARTS = frozenset({".git", ".hg", ".svn", "node_modules", "__pycache__", ".mypy_cache", ".pytest_cache"})
 
 
 class _Events(FileSystemEventHandler):
     """Turns watchdog events into changed paths for the debouncer: a file's own event names
     it; anything wider (a folder created, moved or deleted, an ignore file edited, a checkout)
-    asks for a walk of the whole tree."""
+    asks for a walk of the whole tree. Events the ignore rules leave out are dropped."""
 
-    def __init__(self, root: Path, index_dir: Path, signal: Callable[[str | None], None]) -> None:
+    def __init__(self, root: Path, index_dir: Path, signal: Callable[[str | None], None], folders: Folders) -> None:
         self.root = root
         self.index_dir = index_dir.resolve()
         self.signal = signal
+        self.folders = folders
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         if event.event_type in ("opened", "closed_no_write"):
@@ -62,30 +66,23 @@ class _Events(FileSystemEventHandler):
         if event.is_directory and event.event_type == "modified":
             return  # a folder's entries changed: the entries' own events follow
         for raw in (event.src_path, getattr(event, "dest_path", "")):
-            path = str(raw) if raw else ""
-            if not path or not self._relevant(path):
+            path = os.fsdecode(raw) if raw else ""
+            if not path or not self._relevant(path, event.is_directory):
                 continue
-            rel = self._rel(path)
+            rel = self.folders.rel(path)
             wide = event.is_directory or rel is None or rel in _WIDE_PATHS or rel.rsplit("/", 1)[-1] in _WIDE_NAMES
-            self.signal(None if wide else rel)
+            self.signal(None if wide or rel is None else stored_path(rel))  # the path as the index stores it
 
-    def _rel(self, path: str) -> str | None:
-        try:
-            return Path(path).relative_to(self.root).as_posix()
-        except ValueError:
-            return None
-
-    def _relevant(self, path: str) -> bool:
+    def _relevant(self, path: str, is_dir: bool) -> bool:
         resolved = Path(path)
         if resolved == self.index_dir or self.index_dir in resolved.parents:
             return False
-        try:
-            parts = resolved.relative_to(self.root).parts
-        except ValueError:
+        rel = self.folders.rel(resolved)
+        if rel is None:
             return True  # outside the root (a symlinked folder): let the walk decide
-        if "/".join(parts) in _WIDE_PATHS:
+        if rel in _WIDE_PATHS:
             return True  # a checkout (its file events follow) or the repository's own ignore rules
-        return not _IGNORED_PARTS.intersection(parts)
+        return self.folders.relevant(rel, is_dir)
 
 
 class Watcher:
@@ -117,6 +114,8 @@ class Watcher:
         self.max_wait_s = max_wait_s
         self.polling = polling
         self.rebuild = self.options.rebuild  # the first update only
+        # what a walk enters is what is watched (the index folder, when it lies in the tree, is not)
+        self.folders = Folders(self.root, self.options.extra_ignores, exclude_dirs=(Path(index_dir),))
         self.updates = 0
         self._busy = False
         self._changed = threading.Event()
@@ -212,13 +211,10 @@ class Watcher:
             self._changed.set()
 
     def _start_observer(self) -> Any:
-        handler = _Events(self.root, self.index_dir, self._signal)
+        handler = _Events(self.root, self.index_dir, self._signal, self.folders)
         if not self.polling:
-            observer = Observer()
-            try:
-                observer.schedule(handler, str(self.root), recursive=True)
-                observer.start()
-                return observer
+            try:  # the kernel dropped events: walk the tree
+                return observers.start(str(self.root), handler, self.folders, on_overflow=self.rescan)
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                     raise
@@ -230,10 +226,7 @@ class Watcher:
                     POLL_INTERVAL_S,
                 )
                 self.polling = True
-        observer = PollingObserver(timeout=POLL_INTERVAL_S)
-        observer.schedule(handler, str(self.root), recursive=True)
-        observer.start()
-        return observer
+        return observers.start(str(self.root), handler, self.folders, polling_interval=POLL_INTERVAL_S)
 
     def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -265,6 +258,8 @@ class Watcher:
             paths = None if self._walk else sorted(self._paths)
             self._paths, self._walk = set(), False
             self._changed.clear()
+        if paths is None and self._observer is not None:  # folders or rules may have changed: watch the kept ones
+            observers.resync(self._observer)
         compact = time.monotonic() - self._compacted >= COMPACT_EVERY_S
         indexer = Indexer(
             self.root,
