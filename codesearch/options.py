@@ -47,6 +47,8 @@ class IndexOptions:
     rebuild: bool = False  # drop the index (and its vector cache) first
 
     def __post_init__(self) -> None:
+        if isinstance(self.extra_ignores, list):  # a list is as good as a tuple (and stays hashable so)
+            object.__setattr__(self, "extra_ignores", tuple(self.extra_ignores))
         for option in fields(IndexOptions):
             value = getattr(self, option.name)
             wrong = problem(option.name, value)

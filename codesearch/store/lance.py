@@ -8,6 +8,10 @@ past ``2 x chunks + CACHE_SLACK``),
 the schema, the native full-text index over identifier-split terms (``rows.lexical_terms``),
 and the two query kinds: dense (cosine over normalised vectors) and lexical (BM25); their
 fusion is ``rows.fuse``.
+
+Old table versions stay on disk for ``VERSION_GRACE_S`` (readers may still hold them), except
+after :meth:`Store.purge`: rows that held a secret the current policy keeps out leave no byte
+behind. The cache holds keys and vectors only, never a chunk's text.
 """
 
 from __future__ import annotations
