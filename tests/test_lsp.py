@@ -276,7 +276,23 @@ async def test_a_broken_index_is_rebuilt_or_answers_with_what_to_do(workspace: P
     assert (index_dir / "notes.txt").read_text() == "mine"
 
 
-async def test_cancel_a_query_and_partial_results_while_indexing(tmp_path: Path) -> None:
+async def timed(client: LanguageClient, params: dict[str, Any], msg_id: str, cancel_after: float | None) -> Any:
+    """Send ``codesearch/search``, cancel it ``cancel_after`` seconds later (None: never); the
+    answer (or the JSON-RPC error) and the seconds it took."""
+    started = time.monotonic()
+    pending = asyncio.ensure_future(client.protocol.send_request_async("codesearch/search", params, msg_id=msg_id))
+    if cancel_after is not None:
+        await asyncio.sleep(cancel_after)
+        assert not pending.done(), "the query ended before the cancel could reach it"
+        client.protocol.notify("$/cancelRequest", types.CancelParams(id=msg_id))
+    try:
+        answer: Any = await pending
+    except JsonRpcException as exc:
+        answer = exc
+    return answer, time.monotonic() - started
+
+
+async def test_cancel_a_running_query_and_partial_results_while_indexing(tmp_path: Path) -> None:
     root = tmp_path / "big"
     for f in range(80):
         body = "\n\n".join(
@@ -294,21 +310,25 @@ async def test_cancel_a_query_and_partial_results_while_indexing(tmp_path: Path)
             )
 
         await until(embedding)
-        msg_id = "cancel-me"
-        pending = asyncio.ensure_future(
-            client.protocol.send_request_async("codesearch/search", {"query": "step 3 total"}, msg_id=msg_id)
-        )
-        await asyncio.sleep(0)  # the request is written; the cancel follows it at once
-        client.protocol.notify("$/cancelRequest", types.CancelParams(id=msg_id))
-        with pytest.raises(JsonRpcException) as raised:
-            await pending
-        assert raised.value.code == -32800  # RequestCancelled
-
         results = await request(client, "codesearch/search", {"query": "step 3 total"})
         assert results and results[0]["partial"] is True  # the dense pass is still running
         await indexed(client, 1)
         results = await request(client, "codesearch/search", {"query": "step 3 total"})
         assert results[0]["partial"] is False
+
+        # a query that takes the server a while (a long query text), timed to the end
+        words = " ".join(f"state{i} limitTotal{i} step_{i}" for i in range(5_000))
+        slow = {"query": words, "mode": "hybrid"}
+        answer, took = await timed(client, slow, "uncancelled", None)
+        assert isinstance(answer, list) and took >= 0.5, took
+        # the same query cancelled while it runs (the query pool is idle, so it started at once,
+        # and a fifth of its time later it has not ended): the answer is RequestCancelled, and
+        # it comes at once, not when the query would have ended
+        answer, cancelled_took = await timed(client, slow, "cancel-me", cancel_after=took / 5)
+        assert isinstance(answer, JsonRpcException) and answer.code == -32800, answer  # RequestCancelled
+        assert cancelled_took < took / 2, (cancelled_took, took)
+        # and the server answers the next query
+        assert (await request(client, "codesearch/search", {"query": "step 3 total"}))[0]["symbol"]
 
 
 async def test_shutdown_releases_the_index(workspace: Path, tmp_path: Path) -> None:
