@@ -73,6 +73,7 @@ def _codesearch(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
     [
         (["--max-file-size", "0"], "max file size must be a whole number of bytes, at least 1, not 0"),
         (["--ignore", "!"], "ignore patterns must be gitignore-style globs ('!': Invalid git pattern"),
+        (["--ignore", "[z-a].py"], "ignore patterns must be gitignore-style globs ('[z-a].py': bad character range"),
     ],
 )
 def test_a_bad_indexing_option_is_a_usage_error(tmp_path: Path, option: list[str], says: str) -> None:
