@@ -3,7 +3,9 @@ built in-process, sample source trees, and a private CODESEARCH_HOME for every t
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -21,6 +23,8 @@ os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="codesearch-test-hf-")
 os.environ.pop("CODESEARCH_MODELS", None)
 
 from samples import SAMPLES
+
+atexit.register(shutil.rmtree, os.environ["HF_HUB_CACHE"], True)
 
 EXTENSIONS = {
     "python": ".py",

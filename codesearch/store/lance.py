@@ -202,9 +202,14 @@ class Store:
         except (OSError, ValueError, RuntimeError) as exc:
             raise IndexCorruptError(f"cannot read the meta of {directory}: {_one_line(exc)}{REPAIR_HINT}") from exc
         if meta.get("format") != FORMAT_VERSION:
+            older = isinstance(meta.get("format"), int) and meta["format"] < FORMAT_VERSION
+            fix = (
+                "written by an older codesearch; run codesearch index to upgrade it (computed vectors are kept)"
+                if older
+                else "written by a newer codesearch: upgrade, or re-create it with codesearch index --rebuild"
+            )
             raise IndexCorruptError(
-                f"index at {directory} has format {meta.get('format')}, expected "
-                f"{FORMAT_VERSION}; re-create it with codesearch index --rebuild"
+                f"index at {directory} has format {meta.get('format')}, expected {FORMAT_VERSION}: {fix}"
             )
         if model_id is not None and (
             meta.get("model_id") != model_id or (dimension is not None and meta.get("dimension") != dimension)
