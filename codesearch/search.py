@@ -75,6 +75,14 @@ def language_names(languages: list[str]) -> list[str]:
     return names
 
 
+def check_filters(languages: list[str] | None, path_glob: str | None) -> None:
+    """Raise the :class:`UsageError` a bad language or path glob gets, without an index (a front
+    end searching several folders checks once, even before any folder has an index)."""
+    language_names(languages or [])
+    if path_glob:
+        glob_filter(path_glob)
+
+
 def _key(hit: Hit) -> tuple[str, int, int]:
     return hit.path, hit.start_line, hit.end_line
 

@@ -25,7 +25,7 @@ from codesearch.errors import CodesearchError, IndexCorruptError, IndexLockedErr
 from codesearch.files.names import disk_file, stored_path
 from codesearch.index import Indexer, IndexStats, Progress
 from codesearch.options import IndexOptions
-from codesearch.search import Searcher, SearchResult, index_status
+from codesearch.search import Searcher, SearchResult, check_filters, index_status
 from codesearch.store import read_meta
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,12 @@ class Project:
             return f"{self.root.name}: indexing failed: {self.error}"
         if self.state in ("starting", "indexing"):
             progress = self.progress
-            if progress is None or progress.phase == "indexing":
+            if progress is None:
                 return f"{self.root.name}: indexing, results so far"
+            if progress.phase == "indexing":
+                return (
+                    f"{self.root.name}: indexing {progress.files_done} of {progress.files_total} files, results so far"
+                )
             return f"{self.root.name}: embedding {progress.files_done} of {progress.files_total} files"
         return ""
 
@@ -262,7 +266,9 @@ class Workspace:
         languages: list[str] | None = None,
         path_glob: str | None = None,
     ) -> Answer:
-        """Every folder's best ``k``, merged by score."""
+        """Every folder's best ``k``, merged by score. Bad filters are a :class:`UsageError` even
+        while no folder has an index yet."""
+        check_filters(languages, path_glob)
         return self._each(lambda searcher: searcher.search(query, k, mode, languages, path_glob), k)
 
     def similar(self, file: Path, start_line: int, end_line: int, k: int = 10) -> Answer:
