@@ -251,10 +251,24 @@ def _existing_index(args: argparse.Namespace) -> IndexDir:
     if args.index_dir is not None:
         return _index_dir(args)
     root = _root(args.path)
-    found = find_index_dir(root)
-    if found is None:
-        raise IndexNotFoundError(f"no index for {root} yet: run `codesearch index {_quote(str(args.path))}` first")
-    return found[1]
+    return _nearest_index(root, args.path)
+
+
+def _nearest_index(start: Path, given: Path) -> IndexDir:
+    """The index of the indexed folder at or above the folder ``start`` (``given``: as the user
+    wrote it), else an :class:`IndexNotFoundError` that says what to do."""
+    found = find_index_dir(start)
+    if found is not None:
+        return found[1]
+    from codesearch.index.runs import writer_running
+
+    for folder in (start, *start.parents):  # a first run that has not committed anything yet
+        if writer_running(default_index_dir(folder)):
+            raise IndexNotFoundError(
+                f"the first index of {folder} is being built by another codesearch process and holds "
+                "nothing yet: search again in a moment"
+            )
+    raise IndexNotFoundError(f"no index for {start} yet: run `codesearch index {_quote(str(given))}` first")
 
 
 def _quote(text: str) -> str:
@@ -460,10 +474,7 @@ def _search_index(args: argparse.Namespace) -> IndexDir:
         return _index_dir(args)
     given = args.path if args.path is not None else Path(".")
     start = given.resolve()
-    found = find_index_dir(start if start.is_dir() else start.parent)
-    if found is None:
-        raise IndexNotFoundError(f"no index for {start} yet: run `codesearch index {_quote(str(given))}` first")
-    return found[1]
+    return _nearest_index(start if start.is_dir() else start.parent, given)
 
 
 def _scope(path: Path | None, root: str) -> str | None:

@@ -232,3 +232,25 @@ def test_a_query_while_indexing_says_so_and_ctrl_c_says_how_to_resume(tmp_path: 
     assert json.loads(again.stdout)["chunks"] == 60 * 6
     done = codesearch("search", "zebra unicorn", str(root), "--mode", "lexical", home=home)
     assert done.stdout.strip() == "No results." and done.stderr == ""
+
+
+def test_a_search_before_the_first_commit_says_an_index_is_being_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between an index run's start (it holds the writer lock and loads its model) and its first
+    commit there is no index to read: that is not 'run codesearch index', which is running."""
+    from codesearch.config import default_index_dir
+    from codesearch.index.runs import writer_lock
+
+    root, home = tmp_path / "project", tmp_path / "home"
+    write_samples(root)
+    monkeypatch.setenv("CODESEARCH_HOME", str(home))  # where the command line below looks
+    index_dir = default_index_dir(root)
+    before = codesearch("search", "parse header links", cwd=root / "pkg", home=home)
+    one_line_error(before, 3, "run `codesearch index")
+    with writer_lock(index_dir):  # what a first run holds before it writes anything
+        during = codesearch("search", "parse header links", cwd=root / "pkg", home=home)
+        one_line_error(during, 3, "is being built by another codesearch process")
+        assert "run `codesearch index" not in during.stderr
+    after = codesearch("status", cwd=root, home=home)
+    one_line_error(after, 3, "run `codesearch index")

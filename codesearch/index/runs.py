@@ -115,6 +115,22 @@ def read_progress(index_dir: IndexDir) -> dict[str, Any] | None:
     return dict(data) if isinstance(data, dict) else None
 
 
+def writer_running(index_dir: IndexDir) -> bool:
+    """Whether a process holds the writer lock of ``index_dir`` now (an index run or a watcher,
+    perhaps still loading its model before its first commit). Never creates the folder."""
+    if isinstance(index_dir, Remote) or not (index_dir / LOCK_FILE).is_file():
+        return False
+    lock = FileLock(str(index_dir / LOCK_FILE), thread_local=False)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return True
+    except OSError:  # a lock file this user cannot open: not ours to report
+        return False
+    lock.release()
+    return False
+
+
 @contextlib.contextmanager
 def writer_lock(index_dir: IndexDir) -> Iterator[None]:
     """One writer per index: a second ``index`` on the same folder fails with a clear message.
