@@ -374,6 +374,7 @@ class _IndexProgress:
 
 # -- watch -----------------------------------------------------------------------------------
 def cmd_watch(args: argparse.Namespace, err: Console) -> int:
+    from codesearch.index.indexer import IndexStopped
     from codesearch.index.watcher import Watcher
 
     root = _root(args.path)
@@ -407,7 +408,7 @@ def cmd_watch(args: argparse.Namespace, err: Console) -> int:
             err.print(f"codesearch: watching {root} ({mode}); index {index_dir}; Ctrl-C stops", highlight=False)
         while watcher.running:
             watcher.wait(timeout=1.0)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, IndexStopped):  # Ctrl-C, or SIGTERM while the first update ran
         pass
     finally:
         watcher.stop()

@@ -24,6 +24,7 @@ from codesearch.embedding import Embedder, load_embedder
 from codesearch.errors import CodesearchError, IndexCorruptError, IndexLockedError, UsageError
 from codesearch.files.names import disk_file, stored_path
 from codesearch.index import Indexer, IndexStats, Progress
+from codesearch.index.indexer import IndexStopped
 from codesearch.options import IndexOptions
 from codesearch.search import Searcher, SearchResult, check_filters, index_status
 from codesearch.store import read_meta
@@ -87,6 +88,7 @@ class Project:
         self._lock = threading.Lock()
         self._opened: dict[str, float] = {}
         self._thread: threading.Thread | None = None
+        self._stop = threading.Event()  # set by close: the writer stops at its next batch
 
     # -- indexing -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -109,13 +111,18 @@ class Project:
                 watcher = Watcher(self.root, self.index_dir, self.options, on_progress=self._progress)
                 watcher.opened.update(self._opened)
                 self._opened = watcher.opened
+                with self._lock:  # known before its first update: close() stops that one too
+                    if self._stop.is_set():
+                        raise IndexStopped(f"indexing {self.root} stopped")
+                    self._watcher = watcher
                 stats = watcher.start()
-                self._watcher = watcher
             else:
-                indexer = Indexer(self.root, self.index_dir, self.options, on_progress=self._progress)
+                indexer = Indexer(self.root, self.index_dir, self.options, on_progress=self._progress, stop=self._stop)
                 indexer.opened.update(self._opened)
                 stats = indexer.run()
             self.state = "ready" if self.state != "closed" else "closed"
+        except IndexStopped:  # closed: what was committed stays, the next run resumes
+            log.info("%s: indexing stopped", self.root)
         except IndexLockedError as exc:
             self.state, self.error = "reading", str(exc)
             log.info("%s: %s; serving what it has written", self.root, exc)
@@ -199,11 +206,21 @@ class Project:
             found.update(index=None, index_error=str(exc))
         return found
 
-    def close(self) -> None:
-        self.state = "closed"
-        if self._watcher is not None:
-            self._watcher.stop()
-            self._watcher = None
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop indexing and watching: the writer stops at its next batch, then the index is
+        compacted and unlocked. Returns once that is done, or ``False`` when ``timeout`` passed
+        first (``0``: only ask; the writing thread unlocks the index as it ends)."""
+        with self._lock:
+            self.state = "closed"
+            self._stop.set()
+            watcher = self._watcher
+        deadline = None if timeout is None else time.monotonic() + timeout
+        done = watcher is None or bool(watcher.stop(timeout))
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            done = done and not thread.is_alive()
+        return done
 
 
 class Workspace:
@@ -221,6 +238,7 @@ class Workspace:
         self._on_done = on_done
         self._models: dict[str, Embedder] = {}
         self._models_lock = threading.Lock()
+        self._closing: list[threading.Thread] = []  # folders removed, stopping in the background
 
     def add_folder(self, root: Path, start: bool = True) -> Project:
         root = root.resolve()
@@ -237,9 +255,13 @@ class Workspace:
         return project
 
     def remove_folder(self, root: Path) -> None:
+        """Forget a folder. Its writer stops in the background (at its next batch: the caller,
+        an event loop, is not held up), then its index is unlocked."""
         project = self.projects.pop(root.resolve(), None)
         if project is not None:
-            project.close()
+            closing = threading.Thread(target=project.close, name=f"codesearch-close-{root.name}", daemon=True)
+            self._closing.append(closing)
+            closing.start()
 
     def project_for(self, path: Path) -> Project | None:
         """The project whose folder holds ``path`` (the innermost one)."""
@@ -331,7 +353,20 @@ class Workspace:
     def status(self) -> list[dict[str, Any]]:
         return [project.status() for project in self.projects.values()]
 
-    def close(self) -> None:
-        for project in self.projects.values():
-            project.close()
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop every folder's writer (all at once), as :meth:`Project.close`; ``False`` when
+        ``timeout`` passed before they all ended."""
+        projects = list(self.projects.values())
         self.projects.clear()
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        for project in projects:
+            project.close(timeout=0)  # ask them all first: they stop in parallel
+        done = [project.close(left()) for project in projects]
+        for closing in self._closing:
+            closing.join(left())
+            done.append(not closing.is_alive())
+        return all(done)

@@ -2,10 +2,11 @@
 
 Standard methods: ``initialize`` (options), ``initialized`` (index every workspace folder in
 the background with ``$/progress``), ``workspace/didChangeWorkspaceFolders``,
-``textDocument/didOpen`` (open files are embedded first), ``workspace/symbol`` and
-``shutdown``. Custom requests ``codesearch/search``, ``codesearch/similar``,
-``codesearch/status`` and ``codesearch/reindex``, mirrored as ``workspace/executeCommand``
-commands. Queries run in a thread pool (``$/cancelRequest`` cancels them); library errors
+``textDocument/didOpen`` (open files are embedded first), ``workspace/symbol``, ``shutdown``
+(indexing stops on a thread of its own, the loop keeps answering) and ``exit`` (waits at most
+``EXIT_WAIT_S`` for that, then ends the process). Custom requests ``codesearch/search``,
+``codesearch/similar``, ``codesearch/status`` and ``codesearch/reindex``, mirrored as
+``workspace/executeCommand`` commands. Queries run in a thread pool (``$/cancelRequest`` cancels them); library errors
 become JSON-RPC errors here and nowhere else.
 """
 
@@ -15,6 +16,9 @@ import asyncio
 import functools
 import json
 import logging
+import os
+import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +42,7 @@ log = logging.getLogger("codesearch.lsp")
 REQUEST_FAILED = -32803  # LSP's RequestFailed: the request was valid but could not be answered
 REPORTS_PER_S = 4
 LEXICAL_SHARE = 30  # percent of a folder's progress bar given to the lexical pass
+EXIT_WAIT_S = 1.5  # after ``exit``, how long indexing may take to stop (a client kills us at about 2 s)
 COMMANDS = ("codesearch.search", "codesearch.similar", "codesearch.status", "codesearch.reindex")
 T = TypeVar("T")
 
@@ -79,6 +84,8 @@ class CodesearchServer(LanguageServer):
         self._reported: dict[Path, tuple[float, str]] = {}
         self._runs = 0
         self._said_empty = False  # an empty answer while indexing was explained (once per build)
+        self._closer: threading.Thread | None = None
+        self.shut_down = False
 
     # -- plumbing -----------------------------------------------------------------------------
     def report_server_error(self, error: Exception, source: Any) -> None:
@@ -175,6 +182,8 @@ class CodesearchServer(LanguageServer):
             if stats.repaired:
                 repaired = f"{project.root.name}: the index was damaged and has been rebuilt ({stats.repaired})"
                 self.soon(self.show, repaired, types.MessageType.Warning)
+        elif project.state == "closed":
+            message = "stopped"
         elif project.state == "reading":
             message = "another codesearch process writes this index; searching what it has written"
         else:
@@ -184,10 +193,30 @@ class CodesearchServer(LanguageServer):
         if token is not None:
             self.soon(self.work_done_progress.end, token, types.WorkDoneProgressEnd(message=message))
 
-    def close(self) -> None:
-        if self.cs is not None:
-            self.cs.close()  # stops watchers: their indexes are compacted and unlocked
-            self.cs = None
+    def begin_close(self) -> None:
+        """Stop every folder's indexing and watching on a thread of its own (they stop at their
+        next batch; indexes are compacted and unlocked): the event loop is never held up."""
+        if self.cs is not None and self._closer is None:
+            cs, self.cs = self.cs, None
+            self._closer = threading.Thread(target=cs.close, name="codesearch-close", daemon=True)
+            self._closer.start()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop indexing, waiting at most ``timeout`` seconds; whether it is over."""
+        self.begin_close()
+        if self._closer is not None:
+            self._closer.join(timeout)
+            return not self._closer.is_alive()
+        return True
+
+    def end_process(self, code: int) -> None:
+        """Exit now. Not through interpreter shutdown: a native thread still running there (a
+        model mid-batch) aborts the process ("terminate called without an active exception").
+        Anything not committed yet is what a killed run leaves: the next run resumes it."""
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 server = CodesearchServer()
@@ -238,7 +267,15 @@ def did_open(ls: CodesearchServer, params: types.DidOpenTextDocumentParams) -> N
 
 @server.feature(types.SHUTDOWN)
 def shutdown(ls: CodesearchServer, params: None) -> None:
-    ls.close()
+    ls.shut_down = True
+    ls.begin_close()
+
+
+@server.feature(types.EXIT)
+def exit_server(ls: CodesearchServer, params: None) -> None:
+    if not ls.close(EXIT_WAIT_S):
+        log.warning("indexing did not stop within %.1f s of exit; exiting (the next run resumes it)", EXIT_WAIT_S)
+    ls.end_process(0 if ls.shut_down else 1)
 
 
 # -- queries ----------------------------------------------------------------------------------------

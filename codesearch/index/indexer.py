@@ -10,7 +10,8 @@ The vocabulary, written down once:
 - **plan**: files to (re)chunk, files whose stat changed but whose bytes did not (touch only),
   and paths to delete. Planning reads stats only; doing reads the changed files.
 - **batch**: up to ``BATCH_CHUNKS`` chunks of whole files, committed together. A file's catalog
-  record is written only after its chunk rows are committed.
+  record is written only after its chunk rows are committed. A run given a ``stop`` event
+  checks it between batches and ends there (``IndexStopped``); the next run resumes.
 - **two passes**: the *lexical* pass chunks every changed file and commits its rows at once,
   with the cached vectors where there are some and ``embedded = false`` elsewhere, so a fresh
   tree is searchable by words within seconds. The *dense* pass then embeds the files whose
@@ -34,6 +35,7 @@ import dataclasses
 import errno
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -72,6 +74,11 @@ log = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 256
 PURGE_PENDING = "purge_pending"  # in the meta from the first write a purge must follow until that purge
+
+
+class IndexStopped(Exception):
+    """A run stopped between two batches because its ``stop`` event was set: what it committed
+    stays committed, and the next run resumes from there (as after a killed run)."""
 
 
 def _disk_full(exc: BaseException) -> bool:
@@ -114,6 +121,7 @@ class Indexer:
         on_progress: Callable[[Progress], None] | None = None,
         on_lexical_done: Callable[[IndexStats], None] | None = None,
         compact: bool = True,
+        stop: threading.Event | None = None,
         **option_fields: Any,
     ) -> None:
         if not root.is_dir():
@@ -145,6 +153,11 @@ class Indexer:
         self._load_skipped: dict[str, list[Any]] = {}  # walked files left out: [size, mtime_ns, reason]
         self._progress_file = ProgressFile(index_dir)
         self.opened: dict[str, float] = {}  # files open in an editor → when (their vectors come first)
+        self.stop = stop  # set: the run raises IndexStopped before its next batch
+
+    def _check_stop(self) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise IndexStopped(f"indexing {self.root} stopped")
 
     def note_opened(self, rel: str) -> None:
         """An editor opened ``rel`` (posix, relative to the root): embed it before the rest."""
@@ -208,6 +221,7 @@ class Indexer:
         store.ensure_lexical_index()
         self.on_lexical_done(stats)
         if dense:
+            self._check_stop()
             self._dense_pass(store, stats, progress)
         if self._wrote:  # files that are skipped again (binary, too large) wrote nothing
             store.finish_writes(compact=self.compact)
@@ -350,6 +364,7 @@ class Indexer:
         pending_chunks = 0
         touched: list[FileRecord] = []
         for source in plan.changed:
+            self._check_stop()
             loaded = load(source, self.skips, self.options.max_file_bytes, self.options.secrets)
             if loaded is None:
                 self._left_out(store, catalog, source.rel, [source.size, source.mtime_ns, self.skips.last], progress)
@@ -376,6 +391,7 @@ class Indexer:
                 self._flush(store, sizer, pending, stats, progress, embed=False)
                 pending, pending_chunks = [], 0
         if pending:
+            self._check_stop()
             self._flush(store, self._sizer_for(store), pending, stats, progress, embed=False)
         self._touch(store, touched, progress)
 
@@ -435,6 +451,7 @@ class Indexer:
         pending: list[tuple[FileRecord, list[Chunk]]] = []
         pending_chunks = 0
         for record in todo:
+            self._check_stop()
             if record.policy != self.policy:  # rows of another policy: the next walk reads the file again
                 progress.files_done += 1
                 continue
@@ -449,6 +466,7 @@ class Indexer:
                 self._flush(store, embedder, pending, stats, progress, embed=True)
                 pending, pending_chunks = [], 0
         if pending:
+            self._check_stop()
             self._flush(store, embedder, pending, stats, progress, embed=True)
         return len(todo)
 

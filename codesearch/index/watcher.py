@@ -6,10 +6,11 @@ debounced and coalesced: a burst (a save, an editor's write-temp-then-rename, a 
 rewriting thousands of files, a directory rename) becomes one update. An update is an
 incremental :class:`~codesearch.index.Indexer` run (plan by stat, then chunk, embed and write
 only what changed), so every event kind converges to exactly what is on disk, in bounded memory.
-The watcher holds the index's writer lock for its whole life. It watches only the folders a walk
-enters (:mod:`codesearch.index.observers`: a virtualenv or ``node_modules`` in the tree costs no
-watches) and drops events that the ignore rules leave out. When the OS watch limit is exhausted
-it falls back to polling and says so.
+The watcher holds the index's writer lock for its whole life. Stopping is cooperative: the
+running update ends at its next batch, and the lock is released only once nothing writes. It
+watches only the folders a walk enters (:mod:`codesearch.index.observers`: a virtualenv or
+``node_modules`` in the tree costs no watches) and drops events that the ignore rules leave out.
+When the OS watch limit is exhausted it falls back to polling and says so.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from codesearch.errors import CodesearchError
 from codesearch.files.names import stored_path
 from codesearch.files.walk import Folders
 from codesearch.index import observers
-from codesearch.index.indexer import Indexer, IndexStats, Progress, writer_lock
+from codesearch.index.indexer import Indexer, IndexStats, IndexStopped, Progress, writer_lock
 from codesearch.options import IndexOptions
 from codesearch.store import Store
 
@@ -130,6 +131,8 @@ class Watcher:
         self._observer: Any = None
         self._thread: threading.Thread | None = None
         self._lock: Any = None
+        self._writing = threading.RLock()  # held by an update (on any thread) and by the final compaction
+        self._updating = False
         self.error: BaseException | None = None
         self.opened: dict[str, float] = {}  # files open in an editor → when: the dense pass does them first
 
@@ -143,12 +146,18 @@ class Watcher:
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> IndexStats:
-        """Take the writer lock, reconcile the tree with the index, then start watching."""
-        self._lock = writer_lock(self.index_dir)
-        self._lock.__enter__()
+        """Take the writer lock, reconcile the tree with the index, then start watching. A
+        :meth:`stop` from another thread meanwhile ends it with :class:`IndexStopped`."""
+        if self._stopping.is_set():
+            raise IndexStopped(f"watching {self.root} stopped")
+        lock = writer_lock(self.index_dir)
+        lock.__enter__()
+        self._lock = lock
         try:
             self._observer = self._start_observer()  # before reconciling: no edit falls in between
             stats = self._update()
+            if self._stopping.is_set():
+                raise IndexStopped(f"watching {self.root} stopped")
         except BaseException:
             self.stop()
             raise
@@ -156,22 +165,43 @@ class Watcher:
         self._thread.start()
         return stats
 
-    def stop(self) -> None:
+    def stop(self, timeout: float | None = None) -> bool:
+        """Stop watching: the running update ends at its next batch (what it committed stays,
+        the next start resumes), then the index is compacted and the writer lock released.
+        Returns once that is done, or ``False`` when ``timeout`` passed first: then the thread
+        still writing releases the lock as it ends. Safe to call from any thread, more than once."""
         self._stopping.set()
         self._changed.set()
-        if self._observer is not None:
-            self._observer.stop()
-            self._observer.join(timeout=5)
-            self._observer = None
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=60)
-        if self._lock is not None and self._uncompacted:  # leave the index compacted
+        observer, self._observer = self._observer, None
+        if observer is not None:
+            observer.stop()
+            observer.join(timeout=5)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+        left = -1.0 if deadline is None else max(0.0, deadline - time.monotonic())
+        if not self._writing.acquire(timeout=left):  # an update on another thread (start) has not ended yet
+            return False
+        try:
+            self._finish()
+        finally:
+            self._writing.release()
+        return True
+
+    def _finish(self) -> None:
+        """Compact what was written since the last compaction and release the writer lock
+        (once; the caller holds ``_writing``, so nothing writes now)."""
+        if self._lock is None or self._updating:  # a stop from a signal handler, amid an update on this thread
+            return
+        if self._uncompacted:  # leave the index compacted
             with contextlib.suppress(Exception):
                 Store.open(self.index_dir).finish_writes()
             self._uncompacted = False
-        if self._lock is not None:
-            self._lock.__exit__(None, None, None)
-            self._lock = None
+        lock, self._lock = self._lock, None
+        lock.__exit__(None, None, None)
 
     @property
     def idle(self) -> bool:
@@ -229,6 +259,14 @@ class Watcher:
         return observers.start(str(self.root), handler, self.folders, polling_interval=POLL_INTERVAL_S)
 
     def _loop(self) -> None:
+        try:
+            self._watch()
+        finally:
+            if self._stopping.is_set():  # a stop that gave up waiting left the lock to this thread
+                with self._writing:
+                    self._finish()
+
+    def _watch(self) -> None:
         while not self._stopping.is_set():
             self._changed.wait()
             if self._stopping.is_set():
@@ -243,6 +281,8 @@ class Watcher:
             self._busy = True
             try:
                 self._update()
+            except IndexStopped:
+                return
             except CodesearchError as exc:  # a lasting problem (model, lock, corrupt index): stop with it
                 log.error("updating the index failed: %s", exc)
                 self.error = exc
@@ -254,6 +294,16 @@ class Watcher:
                 self._busy = False
 
     def _update(self) -> IndexStats:
+        with self._writing:
+            if self._stopping.is_set():
+                raise IndexStopped(f"watching {self.root} stopped")
+            self._updating = True
+            try:
+                return self._update_now()
+            finally:
+                self._updating = False
+
+    def _update_now(self) -> IndexStats:
         with self._paths_lock:  # take the burst; events from now on make the next one
             paths = None if self._walk else sorted(self._paths)
             self._paths, self._walk = set(), False
@@ -268,6 +318,7 @@ class Watcher:
             embedder=self.embedder,
             on_progress=self.on_progress,
             compact=compact,
+            stop=self._stopping,
         )
         self.rebuild = False
         indexer.opened = self.opened
