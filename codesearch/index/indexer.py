@@ -264,7 +264,7 @@ class Indexer:
             return None
         if meta.get(PURGE_PENDING):
             return None  # a killed run left rows to purge
-        if moved_model(meta.get("model_name"), meta.get("model_id")):
+        if moved_model(meta.get("model_name"), meta.get("model_id"), meta.get("cache_key")):
             return None  # the model's weights changed: re-embedded by _open_store
         if snapshot.stats() != {source.rel: (source.size, source.mtime_ns) for source in walked}:
             return None
@@ -585,7 +585,8 @@ class Indexer:
             with contextlib.suppress(OSError, ValueError, RuntimeError):
                 meta = Store.read_meta(self.index_dir)
                 same_name = self.model in (None, meta.get("model_name"))
-                now = moved_model(meta.get("model_name"), meta.get("model_id")) if same_name else ""
+                stored = (meta.get("model_name"), meta.get("model_id"), meta.get("cache_key"))
+                now = moved_model(*stored) if same_name else ""  # or a local checkpoint retrained in place
                 if now:  # a preset updated with codesearch: its old vectors do not fit the new queries
                     log.warning(
                         "model %r is now %s, the index at %s holds %s vectors: re-embedding it",

@@ -7,7 +7,7 @@ Public: from ``store.layout`` (plain files, no lancedb): :data:`FORMAT_VERSION`,
 :func:`clear_damage`; :class:`Store` (``store.lance``, imported on first use: lancedb takes a second to
 import, and a no-change re-index never needs it), and from ``store.rows``: :class:`FileRecord`,
 :class:`Hit`, :func:`chunk_id`, :func:`fuse`, :func:`glob_filter`, :func:`escape_glob`, :func:`under_filter`,
-:func:`sql_in`, :func:`sql_str`,
+:func:`sql_in`, :func:`sql_str`, :func:`score_bounds`,
 :func:`lexical_terms`, :func:`split_identifier`.
 """
 
@@ -38,6 +38,7 @@ from codesearch.store.rows import (
     fuse,
     glob_filter,
     lexical_terms,
+    score_bounds,
     split_identifier,
     sql_in,
     sql_str,
@@ -77,6 +78,7 @@ __all__ = [
     "mark_damaged",
     "read_meta",
     "read_snapshot",
+    "score_bounds",
     "split_identifier",
     "sql_in",
     "sql_str",

@@ -127,20 +127,28 @@ class Hit:
     score: float
 
 
-def fuse(rankings: Sequence[Sequence[Hit]], k: int, weights: Sequence[float] | None = None) -> list[Hit]:
+def fuse(
+    rankings: Sequence[Sequence[Hit]],
+    k: int,
+    weights: Sequence[float] | None = None,
+    bounds: Sequence[tuple[float, float] | None] | None = None,
+) -> list[Hit]:
     """Hybrid ranking: a weighted sum of each ranking's scores, min-max normalised over its own
     candidates (its best gets 1, its worst 0, a hit it lacks 0). The default weights are
     ``DENSE_WEIGHT`` for the first ranking (dense) and the rest for the second (lexical); a hit
     first in both scores 1. Chosen on CSN, SOSum and CoSQA (``benchmarks/fusion_sweep.py``):
-    reciprocal-rank fusion fell below dense alone where the lexical side is weak."""
+    reciprocal-rank fusion fell below dense alone where the lexical side is weak. ``bounds``:
+    the (lowest, highest) score each ranking is normalised over instead of its own, when its
+    candidates are part of a larger set ranked on one scale (several indexes: :func:`score_bounds`)."""
     if weights is None:
         weights = (DENSE_WEIGHT, 1.0 - DENSE_WEIGHT) if len(rankings) == 2 else [1.0 / len(rankings)] * len(rankings)
     scores: dict[tuple[str, int, int], float] = {}
     hits: dict[tuple[str, int, int], Hit] = {}
-    for weight, ranking in zip(weights, rankings, strict=True):
+    for i, (weight, ranking) in enumerate(zip(weights, rankings, strict=True)):
         if not ranking:
             continue
-        top, low = max(h.score for h in ranking), min(h.score for h in ranking)
+        given = bounds[i] if bounds is not None else None
+        low, top = given or (min(h.score for h in ranking), max(h.score for h in ranking))
         span = top - low
         for hit in ranking:
             key = (hit.path, hit.start_line, hit.end_line)
@@ -149,3 +157,10 @@ def fuse(rankings: Sequence[Sequence[Hit]], k: int, weights: Sequence[float] | N
             hits.setdefault(key, hit)
     ordered = sorted(scores, key=lambda key: scores[key], reverse=True)[:k]
     return [Hit(**{**hits[key].__dict__, "score": min(1.0, scores[key])}) for key in ordered]
+
+
+def score_bounds(rankings: Sequence[Sequence[Hit]]) -> tuple[float, float] | None:
+    """The (lowest, highest) score in all of ``rankings`` (rankings of one kind from several
+    indexes: :func:`fuse` normalises each over them all); ``None`` when they hold no hit."""
+    scores = [hit.score for ranking in rankings for hit in ranking]
+    return (min(scores), max(scores)) if scores else None
