@@ -344,7 +344,12 @@ class Workspace:
             if note:
                 answer.partial = True
                 answer.notes.append(note)
-            searcher = project.searcher()
+            try:
+                searcher = project.searcher()  # opens the index read-only
+            except IndexCorruptError as exc:  # a table missing or unreadable: its writer repairs it
+                project.lost_index()
+                failures.append(exc)
+                continue
             if searcher is None:
                 if project.failure is not None:
                     failures.append(project.failure)

@@ -302,3 +302,70 @@ def _wait(check, what: str, timeout: float = 120) -> None:  # type: ignore[no-un
             pass
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+def _listing(folder: Path) -> list[str]:
+    """Every path under ``folder`` (what a reader must leave as it found it)."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+@pytest.mark.slow
+@pytest.mark.e2e
+def test_a_missing_chunk_table_is_an_error_for_readers_who_create_nothing_and_the_next_index_rebuilds_it(
+    tmp_path: Path, tiny_modernbert: Path
+) -> None:
+    tree, index_dir = tmp_path / "tree", tmp_path / "index"
+    write_tree(tree, files=30)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    index = [EXE, "index", str(tree), "--index-dir", str(index_dir), "--model", str(tiny_modernbert), "--json"]
+    search = [EXE, "search", "sum of the state", "--index-dir", str(index_dir), "--json"]
+    status = [EXE, "status", "--index-dir", str(index_dir), "--json"]
+    built = subprocess.run(index, env=env, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    chunks = json.loads(built.stdout)["chunks"]
+    before = snapshot(index_dir)
+    assert chunks == len(before[1]) > 0
+
+    shutil.rmtree(index_dir / "chunks.lance")
+    listing = _listing(index_dir)
+    for reader in (search, status):  # read-only: no table made for the occasion, no "No results."
+        failed = subprocess.run(reader, env=env, capture_output=True, text=True)
+        assert failed.returncode == 6, (failed.returncode, failed.stdout, failed.stderr)
+        lines = failed.stderr.strip().splitlines()
+        assert len(lines) == 1 and "no chunks table" in lines[0] and "run codesearch index to repair it" in lines[0]
+        assert failed.stdout == ""
+        assert _listing(index_dir) == listing, reader[1]
+
+    # the next run does not trust its snapshot or meta.json: it finds the catalog without its
+    # chunks and rebuilds, embedding nothing again
+    repaired = subprocess.run(index, env=env, capture_output=True, text=True)
+    assert repaired.returncode == 0, repaired.stderr
+    stats = json.loads(repaired.stdout)
+    assert stats["repaired"] and stats["chunks"] == chunks and stats["chunks_embedded"] == 0
+    assert snapshot(index_dir) == before
+    found = subprocess.run(search, env=env, capture_output=True, text=True)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)
+    shown = subprocess.run(status, env=env, capture_output=True, text=True)
+    assert shown.returncode == 0 and json.loads(shown.stdout)["chunks"] == chunks
+
+
+@pytest.mark.slow
+def test_a_table_missing_when_the_editor_first_searches_is_an_error_then_the_watcher_rebuilds_it(
+    tmp_path: Path, tiny_modernbert: Path
+) -> None:
+    tree, index_dir = tmp_path / "tree", tmp_path / "index"
+    write_tree(tree, files=30)
+    (tree / "pkg0" / "late.py").write_text("def settle_invoice(lines):\n    return sum(lines)\n")
+    workspace = Workspace(ProjectOptions(index_dir=index_dir, model=str(tiny_modernbert)))
+    try:
+        project = workspace.add_folder(tree)
+        _wait(lambda: project.state == "ready" and project.watching, "the first index")
+        before = snapshot(index_dir)
+        shutil.rmtree(index_dir / "chunks.lance")  # before the first search opens the index
+        with pytest.raises(IndexCorruptError, match="has no chunks table"):
+            workspace.search("settle invoice", 3)
+        _wait(lambda: snapshot(index_dir) == before, "the index rebuilt after the error")
+        assert workspace.search("settle invoice", 1).results[0].result.symbol == "settle_invoice"
+    finally:
+        workspace.close()

@@ -154,3 +154,55 @@ def test_cache_keeps_vectors_exactly_and_prunes_oldest_unused_first(tmp_path: Pa
         "old2-1",
     }
     assert store.prune_cache() == 0  # within the default allowance
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("table", ["chunks", "files", "vectors"])
+def test_a_reader_never_creates_a_missing_table_and_a_writer_does(tmp_path: Path, table: str) -> None:
+    import shutil
+
+    from codesearch.store import damage_note
+
+    add_file(make_store(tmp_path), "a.py", [("alpha", "def alpha(): pass", 1)])
+    folder = tmp_path / "index"
+    assert damage_note(folder) is None
+    shutil.rmtree(folder / f"{table}.lance")
+    listing = _listing(folder)
+    with pytest.raises(IndexCorruptError, match=f"has no {table} table; run codesearch index to repair it"):
+        Store.open(folder)
+    assert _listing(folder) == listing  # nothing created, not even a damage mark
+    assert damage_note(folder) == f"the index at {folder} has no {table} table"  # the next run looks
+    assert Store.open(folder, writable=True).created == (table,)
+    assert damage_note(folder) is None
+
+
+def test_a_reader_keeps_a_vector_cache_of_another_shape(tmp_path: Path) -> None:
+    import json
+
+    store = make_store(tmp_path)
+    store.cache_vectors({"k": vec(1)})
+    meta = tmp_path / "index" / "meta.json"
+    meta.write_text(json.dumps({**json.loads(meta.read_text()), "dimension": DIM * 2}))
+    listing = _listing(tmp_path / "index")
+    assert Store.open(tmp_path / "index").count_cached() == 1  # read as it is: a reader drops nothing
+    assert _listing(tmp_path / "index") == listing
+    assert Store.open(tmp_path / "index", writable=True).count_cached() == 0  # the writer starts it anew
+
+
+def test_check_finds_chunk_rows_that_do_not_match_the_file_catalog(tmp_path: Path) -> None:
+    store = make_store(tmp_path)
+    add_file(store, "a.py", [("alpha", "def alpha(): pass", 1), ("beta", "def beta(): pass", 2)])
+    add_file(store, "b.py", [("gamma", "def gamma(): pass", 3)])
+    store.finish_writes()
+    store.check()  # whole and consistent
+    store.chunks.delete("symbol = 'beta'")  # a row lost: the catalog still lists it
+    with pytest.raises(IndexCorruptError, match="lists 3 chunks of 2 files, the chunk table holds 2 of 2"):
+        store.check()
+    store.chunks.delete("true")  # a chunk table made empty under a catalog (a lost table, recreated)
+    with pytest.raises(IndexCorruptError, match="does not match its file catalog"):
+        store.check()
+    store.files.delete("true")
+    store.check()  # an empty index is consistent

@@ -1,9 +1,11 @@
 """Repairing a damaged index: the one place that decides to empty an index folder that cannot
 be read, and what survives that.
 
-An index is *damaged* when its meta or tables cannot be opened, or when a reader (a search)
-failed to read it and left a mark (``store.mark_damaged``): the next run reads every table
-(``Store.check``) and, if that fails, rebuilds the index from the files. The embedding cache is
+An index is *damaged* when its meta or tables cannot be opened, when a reader (a search)
+failed to read it and left a mark (``store.mark_damaged``), or when a table is missing (a
+reader reports that without writing anything; the writer's open creates the table): the next
+run reads every table and compares the file catalog with the chunk rows (``Store.check``) and,
+if that fails, rebuilds the index from the files. The embedding cache is
 kept when it reads back whole, so a rebuild re-chunks but embeds nothing it had computed. A
 folder holding anything codesearch did not write is never emptied (it may not be an index).
 """
@@ -25,14 +27,17 @@ log = logging.getLogger(__name__)
 
 
 def open_or_empty(index_dir: IndexDir) -> tuple[Store | None, str]:
-    """The existing index, opened (and read whole when a reader reported it damaged); or, when
-    it cannot be read, ``None`` and why, after emptying it for a rebuild (see :func:`empty`)."""
+    """The existing index, opened for writing (run by the writer: it holds the writer lock), and
+    read whole when it was reported damaged or missed a table; or, when it cannot be read or does
+    not match its catalog, ``None`` and why, after emptying it for a rebuild (see :func:`empty`)."""
     from codesearch.store import Store
     from codesearch.store.lance import REPAIR_HINT
 
     reported = damage_note(index_dir)
     try:
-        store = Store.open(index_dir)
+        store = Store.open(index_dir, writable=True)
+        if store.created:  # a table went missing (an object store has no damage mark to say so)
+            reported = reported or f"the index at {index_dir} had no {store.created[0]} table"
         if reported:
             store.check()
     except IndexCorruptError as exc:

@@ -9,6 +9,12 @@ the schema, the native full-text index over identifier-split terms (``rows.lexic
 and the two query kinds: dense (cosine over normalised vectors) and lexical (BM25); their
 fusion is ``rows.fuse``.
 
+Readers (a search, a status) open an index read-only (``Store.open``): they never create,
+drop or change a table, and a table that is missing is :class:`IndexCorruptError` for the next
+writer to repair. Writers (the indexer, a repair, a watcher; they hold the writer lock) open it
+with ``writable=True``, which creates what is missing; ``Store.check`` then finds the index that
+no longer matches its file catalog, and a repair rebuilds it.
+
 Old table versions stay on disk for ``VERSION_GRACE_S`` (readers may still hold them), except
 after :meth:`Store.purge`: rows that held a secret the current policy keeps out leave no byte
 behind. The cache holds keys and vectors only, never a chunk's text.
@@ -21,6 +27,7 @@ import os
 import shutil
 import time
 import warnings
+from collections import Counter
 from collections.abc import Collection, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -42,6 +49,7 @@ from codesearch.store.layout import (
     FORMAT_VERSION,
     META,
     SNAPSHOT,
+    TABLES,
     IndexDir,
     Remote,
     clear_snapshot,
@@ -51,9 +59,7 @@ from codesearch.store.layout import (
 )
 from codesearch.store.rows import FileRecord, Hit, lexical_terms, sql_in, sql_str
 
-CHUNKS = "chunks"
-FILES = "files"
-VECTORS = "vectors"
+CHUNKS, FILES, VECTORS = TABLES  # "chunks", "files", "vectors": each a ``NAME.lance`` folder
 META_TABLE = "meta"  # a remote index's meta.json: one row, the JSON text
 CACHE_SLACK = 20_000  # cached vectors kept beyond twice the live chunks
 READ_CONSISTENCY_S = 0.5
@@ -121,14 +127,22 @@ _HIT_COLUMNS = ["path", "start_line", "end_line", "symbol", "kind", "language", 
 
 
 class Store:
-    """An index folder. ``Store.create`` makes one; ``Store.open`` reads an existing one."""
+    """An index folder. ``Store.create`` makes one; ``Store.open`` reads an existing one (and,
+    with ``writable=True``, under the writer lock, writes it)."""
 
-    def __init__(self, directory: IndexDir, meta: dict[str, Any]) -> None:
+    def __init__(self, directory: IndexDir, meta: dict[str, Any], writable: bool = True) -> None:
         self.directory = directory
         self.meta = meta
         self._db = _connect(directory)
         self.dimension = int(meta["dimension"])
         names = set(self._db.list_tables().tables)
+        missing = [name for name in TABLES if name not in names]
+        if missing and not writable:  # a reader never creates it: the next writer repairs the index
+            raise IndexCorruptError(f"the index at {directory} has no {missing[0]} table{REPAIR_HINT}")
+        self.created = tuple(missing)  # tables this writer made: a catalog without its chunks is no index
+        if not writable:
+            self.chunks, self.files, self.vectors = (self._db.open_table(name) for name in TABLES)
+            return
         self.chunks = (
             self._db.open_table(CHUNKS)
             if CHUNKS in names
@@ -190,7 +204,12 @@ class Store:
         return isinstance(meta.get("format"), int) and meta["format"] < FORMAT_VERSION
 
     @classmethod
-    def open(cls, directory: IndexDir, model_id: str | None = None, dimension: int | None = None) -> Store:
+    def open(
+        cls, directory: IndexDir, model_id: str | None = None, dimension: int | None = None, *, writable: bool = False
+    ) -> Store:
+        """The existing index. Read-only unless ``writable`` (only a writer holding the writer
+        lock asks): a reader never creates or drops a table, and a missing one raises
+        :class:`IndexCorruptError`, as an unreadable one does."""
         try:
             found = cls.exists(directory)
         except (OSError, ValueError, RuntimeError) as exc:  # an object store that cannot be reached
@@ -220,7 +239,7 @@ class Store:
                 f"codesearch index --rebuild --model ..."
             )
         try:
-            return cls(directory, meta)
+            return cls(directory, meta, writable=writable)
         except (OSError, ValueError, RuntimeError) as exc:
             mark_damaged(directory, _one_line(exc))  # the next run checks it, though its files look unchanged
             raise IndexCorruptError(f"cannot open the index at {directory}: {_one_line(exc)}{REPAIR_HINT}") from exc
@@ -465,15 +484,25 @@ class Store:
 
     # -- repair -------------------------------------------------------------------------------
     def check(self) -> None:
-        """Read every row of every table and query both indexes once: raises
-        :class:`IndexCorruptError` when any of it cannot be read (a repair then rebuilds)."""
+        """Read every row of every table, query both indexes once, and compare the file catalog
+        with the chunk rows (each file's chunk count): raises :class:`IndexCorruptError` when any
+        of it cannot be read or they disagree (a chunk table lost or replaced; a repair then rebuilds)."""
         try:
-            for table in (self.chunks, self.files, self.vectors):
-                table.to_arrow()
+            paths = self.chunks.to_arrow().column("path")  # one table read whole at a time
+            files = self.files.to_arrow()
+            self.vectors.to_arrow()
             self.lexical("check", 1)
             self.dense(np.full(self.dimension, self.dimension**-0.5, dtype=np.float32), 1)
         except (OSError, RuntimeError, ValueError) as exc:
             raise IndexCorruptError(f"the index at {self.directory} cannot be read: {_one_line(exc)}") from exc
+        counts = zip(files.column("path").to_pylist(), files.column("chunks").to_pylist(), strict=True)
+        listed = {path: count for path, count in counts if count}
+        stored = Counter(paths.to_pylist())
+        if listed != stored:
+            raise IndexCorruptError(
+                f"the index at {self.directory} does not match its file catalog: it lists {sum(listed.values())} "
+                f"chunks of {len(listed)} files, the chunk table holds {len(paths)} of {len(stored)}"
+            )
 
     @staticmethod
     def cache_intact(directory: IndexDir) -> bool:

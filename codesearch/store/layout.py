@@ -29,6 +29,7 @@ FORMAT_VERSION = 5  # 2: vector keys and the ``vectors`` cache; 3: ``embedded``/
 META = "meta.json"
 SNAPSHOT = "snapshot.json"
 DAMAGED = "damaged.txt"  # left by a reader that could not read the index: the next run repairs it
+TABLES = ("chunks", "files", "vectors")  # the LanceDB tables of an index (``store.lance``), ``NAME.lance`` folders
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
@@ -133,13 +134,21 @@ def mark_damaged(directory: IndexDir, detail: str) -> None:
 
 
 def damage_note(directory: IndexDir) -> str | None:
-    """What a reader found wrong with the index (``None``: nothing was reported)."""
+    """What a reader found wrong with the index, or a table folder missing beside its meta (a
+    reader does not write there, and a no-change run would otherwise trust its snapshot);
+    ``None``: nothing is known to be wrong."""
     if isinstance(directory, Remote):
         return None
     try:
         return (directory / DAMAGED).read_text(encoding="utf-8").strip() or "reported damaged"
     except OSError:
-        return None
+        pass
+    with contextlib.suppress(OSError):
+        if (directory / META).is_file():
+            for table in TABLES:
+                if not (directory / f"{table}.lance").is_dir():
+                    return f"the index at {directory} has no {table} table"
+    return None
 
 
 def clear_damage(directory: IndexDir) -> None:
