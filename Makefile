@@ -2,7 +2,7 @@
 PYTHON ?= .venv/bin/python
 export LANCEDB_LOG := error
 
-.PHONY: install editor-tools extension-tools fuzz test test-python test-fast test-slow user-install test-extension vsix lint format typecheck bench bench-index bench-quality bench-models adapter
+.PHONY: install editor-tools extension-tools fuzz test test-python test-fast test-slow user-install test-extension vsix lint format typecheck bench bench-index bench-quality bench-models adapter test-stages
 EXT := vscode-extension
 # CI=1 (set by .ci/run): a missing editor or npm fails the tests that need them instead of skipping.
 NEED = if [ -n "$$CI" ]; then echo "error: $(1) is missing" >&2; exit 1; else echo "note: $(1) is missing; skipping $(2)"; exit 0; fi
@@ -32,7 +32,12 @@ extension-tools:  ## the extension's npm packages and code-server (the UI test's
 
 # The whole suite, quick failures first: the tests that load no model, a user's install of the
 # wheel (no extras, fresh venv) driven from outside the checkout, the model's tests, the extension.
-test: test-fast user-install test-slow test-extension  ## the whole suite (what CI runs after make lint)
+# The whole suite in stages, quick failures first; .ci/run runs the same list (make -s test-stages).
+TEST_STAGES := test-fast user-install test-slow test-extension
+test: $(TEST_STAGES)  ## the whole suite (what CI runs after make lint)
+
+test-stages:  ## print the stages of make test, in order
+	@echo $(TEST_STAGES)
 
 test-python:  ## every Python test in one run (slow and e2e included)
 	$(PYTHON) -m pytest -q
