@@ -46,7 +46,7 @@ test-fast:  ## the tests that load no model
 	$(PYTHON) -m pytest -q -m "not slow"
 
 test-slow:  ## the tests that load the model or index real trees, the editors' included
-	$(PYTHON) -m pytest -q -m slow
+	$(PYTHON) -m pytest -q -m slow --durations=15
 
 user-install:  ## build the wheel, install it without extras in a fresh venv, drive index/search/status/serve (.ci/user_install.sh)
 	bash .ci/user_install.sh
