@@ -75,6 +75,12 @@ OWNED_NAMES = frozenset(
     }
 )
 FTS_MEMORY_MIB = 512  # build memory of the full-text index (LanceDB defaults to far more)
+# LanceDB's caches, per connection (each Store has one): table metadata (manifests, fragment and
+# deletion files) and index pages, keyed by table version. Its defaults (1 GiB and 6 GiB) let a
+# long-lived connection keep every version it ever read: a language server's reader grew ~0.2 MiB
+# per watcher update, a long index run ~1 MiB per write batch, up to those limits.
+METADATA_CACHE_MIB = 64
+INDEX_CACHE_MIB = 256
 REPAIR_HINT = "; run codesearch index to repair it"
 
 
@@ -566,10 +572,15 @@ def _one_line(exc: BaseException, limit: int = 300) -> str:
 def _connect(directory: IndexDir) -> Any:
     # a long-lived reader (the language server, a watcher's searcher) sees new commits this soon
     consistency = timedelta(seconds=READ_CONSISTENCY_S)
+    session = lancedb.Session(  # bounded caches (a new session each: a rebuilt table's versions start again at 1)
+        index_cache_size_bytes=INDEX_CACHE_MIB << 20, metadata_cache_size_bytes=METADATA_CACHE_MIB << 20
+    )
     if isinstance(directory, Remote):
         options = dict(directory.storage_options) or None
-        return lancedb.connect(directory.uri, storage_options=options, read_consistency_interval=consistency)
-    return lancedb.connect(str(directory), read_consistency_interval=consistency)
+        return lancedb.connect(
+            directory.uri, storage_options=options, read_consistency_interval=consistency, session=session
+        )
+    return lancedb.connect(str(directory), read_consistency_interval=consistency, session=session)
 
 
 def _scan(table: Any, columns: list[str], where: str | None = None) -> pa.Table:
