@@ -3,7 +3,8 @@
 Owns the query modes (``dense``, ``lexical``, ``hybrid``: their weighted, normalised fusion), the
 filters (languages, path glob), the result shape shared by the CLI and the language server (one
 result per definition: the pieces of a definition split for size merge into one; no 0-score
-filler), and index status. The embedding model is loaded only when a query needs vectors.
+filler), and index status. The embedding model is loaded only when a query needs vectors. No
+query counts rows: coverage and status read the counts the writer keeps in the meta (``Store.counts``).
 """
 
 from __future__ import annotations
@@ -200,9 +201,10 @@ class Searcher:
 
     def dense_coverage(self) -> float:
         """The share of chunks with vectors (below 1 while a dense pass is still running):
-        hybrid results then rank the rest by words alone."""
-        total = self.store.count_chunks()
-        return self.store.count_embedded() / total if total else 1.0
+        hybrid results then rank the rest by words alone. Read from the counts the writer keeps
+        in the meta: no row is counted."""
+        counts = self.store.counts()
+        return counts["chunks_embedded"] / counts["chunks"] if counts["chunks"] else 1.0
 
     def search(
         self,
@@ -434,12 +436,13 @@ def index_status(index_dir: IndexDir) -> dict[str, Any]:
     store = Store.open(index_dir)
     meta = store.meta
     updated = float(meta.get("updated", 0))
+    counts = store.counts()  # as the writer last committed them (no row counted)
     return dict(
         root=meta.get("root"),
         index_dir=str(index_dir),
-        files=store.count_files(),
-        chunks=store.count_chunks(),
-        chunks_embedded=store.count_embedded(),
+        files=counts["files"],
+        chunks=counts["chunks"],
+        chunks_embedded=counts["chunks_embedded"],
         model=meta.get("model_name"),
         model_id=meta.get("model_id"),
         model_reason=meta.get("model_reason", ""),

@@ -15,6 +15,15 @@ writer to repair. Writers (the indexer, a repair, a watcher; they hold the write
 with ``writable=True``, which creates what is missing; ``Store.check`` then finds the index that
 no longer matches its file catalog, and a repair rebuilds it.
 
+A reader never sees a half-applied update: replacing a batch of files is one commit of the
+chunk table (a ``merge_insert`` keyed by chunk id that deletes the batch's other rows), then
+one of the catalog (keyed by path); deleting files is one commit per table, rows first. No
+query counts rows: the writer keeps the counts (``files``, ``chunks``, ``chunks_embedded``)
+and ``dense_complete`` in the meta after each commit, ``dense_complete`` set false before rows
+without vectors become visible (``Store.counts``; a reader re-reads ``meta.json`` when it
+changed). A dense query told "complete" runs unfiltered and, when a row without a vector comes
+back anyway (its view of the table is newer than the meta it read), again with the filter.
+
 Old table versions stay on disk for ``VERSION_GRACE_S`` (readers may still hold them), except
 after :meth:`Store.purge`: rows that held a secret the current policy keeps out leave no byte
 behind. The cache holds keys and vectors only, never a chunk's text.
@@ -63,6 +72,7 @@ CHUNKS, FILES, VECTORS = TABLES  # "chunks", "files", "vectors": each a ``NAME.l
 META_TABLE = "meta"  # a remote index's meta.json: one row, the JSON text
 CACHE_SLACK = 20_000  # cached vectors kept beyond twice the live chunks
 READ_CONSISTENCY_S = 0.5
+DENSE_COMPLETE = "dense_complete"  # in the meta: every chunk row has its vector (``Store.counts``)
 VERSION_GRACE_S = 600  # old table versions are deleted by compaction only after this long
 PURGE_WAIT_S = 5.0  # a purge deletes old versions this long after its last commit (queries in flight end)
 # what codesearch writes in a local index folder (the lock and progress files: ``index.runs``)
@@ -139,6 +149,11 @@ class Store:
     def __init__(self, directory: IndexDir, meta: dict[str, Any], writable: bool = True) -> None:
         self.directory = directory
         self.meta = meta
+        self.writable = writable
+        self._live = meta  # a reader's latest meta (``_live_meta``), and what it saw of it
+        self._meta_seen: tuple[float, int, int] | None = None
+        self._unembedded: int | None = None  # a writer's count of rows without vectors (None: count them)
+        self._counts_pending = False  # counts not yet in a remote index's meta table
         self._db = _connect(directory)
         self.dimension = int(meta["dimension"])
         names = set(self._db.list_tables().tables)
@@ -163,6 +178,24 @@ class Store:
             if VECTORS in names
             else self._db.create_table(VECTORS, schema=vector_schema(self.dimension))
         )
+        self._settle_counts()
+
+    def _settle_counts(self) -> None:
+        """A writer's open makes the counts in the meta true again (a run killed between a commit
+        and its meta write left them behind). The rows without vectors are counted only when the
+        meta does not say there are none (it says so only when true: it is written false before
+        any such row is committed)."""
+        complete = self.meta.get(DENSE_COMPLETE) is True
+        self._unembedded = 0 if complete else self.chunks.count_rows("embedded = false")
+        chunks = self.chunks.count_rows()
+        counts = {
+            "files": self.files.count_rows(),
+            "chunks": chunks,
+            "chunks_embedded": chunks - self._unembedded,
+            DENSE_COMPLETE: self._unembedded == 0,
+        }
+        if any(self.meta.get(key) != value for key, value in counts.items()):
+            self.write_meta(**counts)
 
     # -- lifecycle ----------------------------------------------------------------------------
     @staticmethod
@@ -172,12 +205,13 @@ class Store:
         return (directory / META).is_file()
 
     @staticmethod
-    def read_meta(directory: IndexDir) -> dict[str, Any]:
-        """The index's meta (``meta.json``, or a remote index's meta table)."""
+    def read_meta(directory: IndexDir, db: Any = None) -> dict[str, Any]:
+        """The index's meta (``meta.json``, or a remote index's meta table, through ``db`` when
+        connected already)."""
         if not isinstance(directory, Remote):
             return read_meta(directory)
         try:
-            text = _connect(directory).open_table(META_TABLE).to_arrow().column("json")[0].as_py()
+            text = (db or _connect(directory)).open_table(META_TABLE).to_arrow().column("json")[0].as_py()
         except (IndexError, KeyError) as exc:
             raise ValueError(f"{directory} has an empty meta table") from exc
         meta = json.loads(text)
@@ -275,12 +309,20 @@ class Store:
             dimension=dimension,
             created=now,
             updated=now,
+            files=0,
+            chunks=0,
+            chunks_embedded=0,
+            **{DENSE_COMPLETE: True},
         )
         store = cls(directory, meta)
+        store._unembedded = 0
         store.write_meta()
         return store
 
     def write_meta(self, **updates: Any) -> None:
+        if self._counts_pending:  # a remote index's counts, with its other news
+            self.meta[DENSE_COMPLETE] = self._unembedded == 0
+            self._counts_pending = False
         self.meta.update(updates)
         if isinstance(self.directory, Remote):  # one object put: readers see the old row or the new
             data = pa.table({"json": [json.dumps(self.meta, sort_keys=True)]})
@@ -401,30 +443,112 @@ class Store:
         return len(drop)
 
     def replace_files(self, records: Sequence[FileRecord], rows: list[dict[str, Any]]) -> None:
-        """Replace everything stored for these files by ``rows``. The catalog entry is removed
-        first and written last, so a crash in between leaves the files marked as not indexed."""
+        """Replace everything stored for these files by ``rows``: one commit of the chunk table
+        (a reader sees all the old rows of a file or all its new ones, never none or both), then
+        one of the catalog. A run killed between the two leaves the old records: the next one
+        reads those files again (their stat, or for the dense pass their ``dense`` flag, still
+        says so) and rewrites the same rows."""
         paths = [r.path for r in records]
-        self.delete_files(paths)  # clears the stat snapshot first
+        if not paths:
+            return
+        clear_snapshot(self.directory)
+        if any(not row["embedded"] for row in rows):  # before they are visible: queries filter them out
+            self._mark_unembedded()
+        where = sql_in("path", paths)
         if rows:
-            self.chunks.add(pa.Table.from_pylist(rows, schema=self.chunks.schema))
-        if records:
-            self.files.add(pa.Table.from_pylist([r.__dict__ for r in records], schema=FILE_SCHEMA))
+            data = pa.Table.from_pylist(rows, schema=self.chunks.schema)
+            merge = self.chunks.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
+            old = set(_scan(self.chunks, ["id"], where).column("id").to_pylist())
+            if None in old or not old <= {row.get("id") for row in rows}:  # rows to drop: a join of the whole table
+                merge = merge.when_not_matched_by_source_delete(where)
+            merge.execute(data)  # else new files, or the same rows with vectors (the dense pass): an upsert
+        else:
+            self.chunks.delete(where)
+        self._merge_records(records)
+        self._recount(unembedded=sum(1 for row in rows if not row["embedded"]))
 
     def delete_files(self, paths: Sequence[str]) -> None:
+        """Remove these files' rows (one commit), then their records (one commit): a run killed
+        in between leaves records of files that are gone, which the next run deletes again."""
+        if not paths:
+            return
         clear_snapshot(self.directory)
-        for start in range(0, len(paths), 500):
-            part = paths[start : start + 500]
-            where = sql_in("path", part)
-            self.files.delete(where)
-            self.chunks.delete(where)
+        where = sql_in("path", paths)
+        self.chunks.delete(where)
+        self.files.delete(where)
+        self._recount(unembedded=0)
 
     def touch_files(self, records: Sequence[FileRecord]) -> None:
-        """Update the stat fields of files whose content did not change."""
-        clear_snapshot(self.directory)
-        for start in range(0, len(records), 500):
-            part = records[start : start + 500]
-            self.files.delete(sql_in("path", [r.path for r in part]))
-            self.files.add(pa.Table.from_pylist([r.__dict__ for r in part], schema=FILE_SCHEMA))
+        """Update the stat fields of files whose content did not change (one commit)."""
+        if records:
+            clear_snapshot(self.directory)
+            self._merge_records(records)
+
+    def _merge_records(self, records: Sequence[FileRecord]) -> None:
+        data = pa.Table.from_pylist([r.__dict__ for r in records], schema=FILE_SCHEMA)
+        self.files.merge_insert("path").when_matched_update_all().when_not_matched_insert_all().execute(data)
+
+    # -- counts in the meta: what readers read instead of counting rows ------------------------
+    def _mark_unembedded(self) -> None:
+        """Rows without vectors are about to be committed: the meta says so first, so a query
+        that reads it filters them out (one that read it just before also drops them: ``dense``)."""
+        if self.meta.get(DENSE_COMPLETE) is not False:
+            self.write_meta(**{DENSE_COMPLETE: False})
+
+    def _recount(self, unembedded: int) -> None:
+        """Record the counts after a commit (``unembedded``: rows without vectors it wrote). The
+        unembedded rows are counted only while some are known to remain from earlier commits
+        (this writer's first commit counts them: a killed run may have left meta and rows apart).
+        A local index's meta is written now; a remote one's with the run's last meta write
+        (an object-store table version per batch is not worth it; its ``DENSE_COMPLETE`` is
+        written before unembedded rows go in, and set only by that last write)."""
+        if self._unembedded is None or self._unembedded > 0:
+            self._unembedded = self.chunks.count_rows("embedded = false")
+        else:  # none before this commit: the unembedded rows are the ones it wrote
+            self._unembedded = unembedded
+        chunks = self.chunks.count_rows()
+        counts = {"files": self.files.count_rows(), "chunks": chunks, "chunks_embedded": chunks - self._unembedded}
+        self.meta.update(counts)
+        if isinstance(self.directory, Remote):
+            self._counts_pending = True
+        else:
+            self.write_meta(**{DENSE_COMPLETE: self._unembedded == 0})
+
+    def counts(self) -> dict[str, Any]:
+        """What readers show and decide on, from the meta the writer keeps (no row is counted):
+        ``files``, ``chunks``, ``chunks_embedded``, and ``complete`` (every chunk has its vector;
+        ``False`` also when the meta cannot tell). An index whose meta lacks them (written by
+        an older codesearch, until its next run) is counted."""
+        meta = self._live_meta()
+        if all(isinstance(meta.get(key), int) for key in ("files", "chunks", "chunks_embedded")):
+            files, chunks, embedded = int(meta["files"]), int(meta["chunks"]), int(meta["chunks_embedded"])
+            complete = meta.get(DENSE_COMPLETE) is True and embedded >= chunks
+        else:
+            files, chunks, embedded = self.count_files(), self.count_chunks(), self.count_embedded()
+            complete = embedded >= chunks
+        return dict(files=files, chunks=chunks, chunks_embedded=min(embedded, chunks), complete=complete)
+
+    def _live_meta(self) -> dict[str, Any]:
+        """The meta as the writer last wrote it. A writer's own; a reader re-reads ``meta.json``
+        when its stat changed (each write replaces the file), a remote one at most every
+        ``READ_CONSISTENCY_S`` (as its tables)."""
+        if self.writable:
+            return self.meta
+        try:
+            if isinstance(self.directory, Remote):
+                now = time.monotonic()
+                if self._meta_seen is None or now - self._meta_seen[0] >= READ_CONSISTENCY_S:
+                    self._live = Store.read_meta(self.directory, self._db)
+                    self._meta_seen = (now, 0, 0)
+                return self._live
+            stat = os.stat(self.directory / META)
+            seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+            if seen != self._meta_seen:
+                self._live = read_meta(self.directory)
+                self._meta_seen = seen
+        except (OSError, ValueError, RuntimeError):  # gone or mid-replace: the last one read stands
+            pass
+        return self._live
 
     def ensure_lexical_index(self) -> None:
         """Create the full-text index once; rows added later are searched before it is optimised."""
@@ -529,20 +653,31 @@ class Store:
 
     # -- queries ------------------------------------------------------------------------------
     def dense(self, vector: np.ndarray, k: int, where: str | None = None) -> list[Hit]:
+        """The ``k`` rows nearest ``vector`` among those with vectors. Whether rows wait for the
+        dense pass is read from the meta (``counts``), not counted: when it says none do, the
+        query runs unfiltered, and if this reader's view of the table is newer than the meta it
+        read (a commit of unembedded rows just landed) and such a row comes back, it runs again
+        with the filter."""
+        rows = self._nearest(vector, k, where, prefilter=not self.counts()["complete"])
+        if any(not row["embedded"] for row in rows):
+            rows = self._nearest(vector, k, where, prefilter=True)
+        return [_hit(r, max(0.0, 1.0 - float(r["_distance"]))) for r in rows]
+
+    def _nearest(self, vector: np.ndarray, k: int, where: str | None, prefilter: bool) -> list[dict[str, Any]]:
         query: Any = self.chunks.search(vector.astype(np.float32), vector_column_name="vector")
         query = query.distance_type("cosine")
-        if self.chunks.count_rows("embedded = false"):  # rows waiting for the dense pass have no vector yet
+        if prefilter:  # rows waiting for the dense pass have no vector yet
             embedded = "embedded = true"
             query = query.where(f"({where}) AND {embedded}" if where else embedded, prefilter=True)
         elif where:
             query = query.where(where, prefilter=True)
         # else no filter at all: a flat search of a complete index is ~40% faster without one
-        rows = query.select(_HIT_COLUMNS).limit(k).to_list()
-        return [_hit(r, max(0.0, 1.0 - float(r["_distance"]))) for r in rows]
+        rows: list[dict[str, Any]] = query.select([*_HIT_COLUMNS, "embedded"]).limit(k).to_list()
+        return rows
 
     def lexical(self, text: str, k: int, where: str | None = None) -> list[Hit]:
         terms = lexical_terms(text).replace("\n", " ")
-        if not terms.strip() or self.chunks.count_rows() == 0:
+        if not terms.strip():  # an empty table (or one not yet indexed for words) finds nothing
             return []
         query: Any = self.chunks.search(terms, query_type="fts", fts_columns="terms")
         if where:
@@ -588,7 +723,7 @@ def _scan(table: Any, columns: list[str], where: str | None = None) -> pa.Table:
     query = table.search()
     if where is not None:
         query = query.where(where)
-    return query.select(columns).limit(max(1, table.count_rows())).to_arrow()
+    return query.select(columns).limit(None).to_arrow()  # no limit: every row (none counted first)
 
 
 def _hit(row: dict[str, Any], score: float) -> Hit:
