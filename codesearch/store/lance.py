@@ -87,10 +87,10 @@ OWNED_NAMES = frozenset(
 FTS_MEMORY_MIB = 512  # build memory of the full-text index (LanceDB defaults to far more)
 # LanceDB's caches, per connection (each Store has one): table metadata (manifests, fragment and
 # deletion files) and index pages, keyed by table version. Its defaults (1 GiB and 6 GiB) let a
-# long-lived connection keep every version it ever read: a language server's reader grew ~0.2 MiB
-# per watcher update, a long index run ~1 MiB per write batch, up to those limits.
-METADATA_CACHE_MIB = 64
-INDEX_CACHE_MIB = 256
+# long-lived connection keep every version it ever read: a language server's reader grew ~0.07 MiB
+# per watcher update (table metadata), a long index run ~1 MiB per write batch, up to those limits.
+METADATA_CACHE_MIB = 32
+INDEX_CACHE_MIB = 128
 REPAIR_HINT = "; run codesearch index to repair it"
 
 
