@@ -54,8 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     protocol_out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints (a library, a C extension) go to stderr
     sys.stdout = sys.stderr
+    code = 0
     try:
-        server.start_io(sys.stdin.buffer, protocol_out)
-    finally:
-        server.close()
-    return 0
+        server.start_io(sys.stdin.buffer, protocol_out)  # returns at the end of stdin: a client gone without exit
+    except Exception:
+        logging.getLogger("codesearch.lsp").exception("the server failed")
+        code = 1
+    server.stop_and_exit(code, "the end of stdin")  # as exit does: bounded, never through interpreter shutdown
+    return code

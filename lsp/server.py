@@ -4,10 +4,10 @@ Standard methods: ``initialize`` (options), ``initialized`` (index every workspa
 the background with ``$/progress``), ``workspace/didChangeWorkspaceFolders``,
 ``textDocument/didOpen`` (open files are embedded first), ``workspace/symbol``, ``shutdown``
 (indexing stops on a thread of its own, the loop keeps answering) and ``exit`` (waits at most
-``EXIT_WAIT_S`` for that, then ends the process). Custom requests ``codesearch/search``,
-``codesearch/similar``, ``codesearch/status`` and ``codesearch/reindex``, mirrored as
-``workspace/executeCommand`` commands. Queries run in a thread pool (``$/cancelRequest`` cancels them); library errors
-become JSON-RPC errors here and nowhere else.
+``EXIT_WAIT_S`` for that, then ends the process; so does the end of stdin without ``exit``).
+Custom requests ``codesearch/search``, ``codesearch/similar``, ``codesearch/status`` and
+``codesearch/reindex``, mirrored as ``workspace/executeCommand`` commands. Queries run in a thread
+pool (``$/cancelRequest`` cancels them); library errors become JSON-RPC errors here and nowhere else.
 """
 
 from __future__ import annotations
@@ -209,6 +209,17 @@ class CodesearchServer(LanguageServer):
             return not self._closer.is_alive()
         return True
 
+    def stop_and_exit(self, code: int, after: str) -> None:
+        """End the process with ``code`` once indexing has stopped, or after ``EXIT_WAIT_S``
+        whatever it is doing (a batch, a compaction, a model loading): ``exit``, and a client
+        gone without it (its end of stdin closed, ``after`` says which)."""
+        self.queries.shutdown(wait=False, cancel_futures=True)  # queued queries have no one to answer
+        if not self.close(EXIT_WAIT_S):
+            log.warning(
+                "indexing did not stop within %.1f s of %s; exiting (the next run resumes it)", EXIT_WAIT_S, after
+            )
+        self.end_process(code)
+
     def end_process(self, code: int) -> None:
         """Exit now. Not through interpreter shutdown: a native thread still running there (a
         model mid-batch) aborts the process ("terminate called without an active exception").
@@ -273,9 +284,7 @@ def shutdown(ls: CodesearchServer, params: None) -> None:
 
 @server.feature(types.EXIT)
 def exit_server(ls: CodesearchServer, params: None) -> None:
-    if not ls.close(EXIT_WAIT_S):
-        log.warning("indexing did not stop within %.1f s of exit; exiting (the next run resumes it)", EXIT_WAIT_S)
-    ls.end_process(0 if ls.shut_down else 1)
+    ls.stop_and_exit(0 if ls.shut_down else 1, "exit")
 
 
 # -- queries ----------------------------------------------------------------------------------------

@@ -215,3 +215,95 @@ def test_lsp_shutdown_and_exit_during_the_first_dense_pass(tmp_path: Path, embed
     clean = Indexer(root, tmp_path / "clean", embedder=embedder).run(dense=False)
     assert (stats["files"], stats["chunks"]) == (clean.files, clean.chunks)
     assert undone(index_dir) == 0
+
+
+def _start_server(tmp_path: Path, root: Path, index_dir: Path, **options: Any) -> tuple[_Stdio, Any]:
+    stderr = (tmp_path / "stderr.txt").open("wb")
+    server = _Stdio(dict(os.environ), stderr)
+    params = {
+        "processId": None,
+        "rootUri": root.as_uri(),
+        "capabilities": {},
+        "initializationOptions": {"indexDir": str(index_dir), **options},
+    }
+    server.send(id=1, method="initialize", params=params)
+    assert "result" in server.answer(1, 60)
+    server.send(method="initialized", params={})
+    return server, stderr
+
+
+def _close_stdin_and_wait(server: _Stdio, stderr: Any, tmp_path: Path, shutdown: bool) -> tuple[int, str]:
+    """Close the server's stdin (a client gone without ``exit``, after ``shutdown`` or not):
+    its exit code and stderr. The 30 s are a hang detector, not a time bound."""
+    try:
+        if shutdown:
+            server.send(id=2, method="shutdown")
+            assert "result" in server.answer(2, 30)
+        assert server.proc.stdin is not None
+        closed = time.monotonic()
+        server.proc.stdin.close()
+        try:
+            code = server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the server still runs 30 s after its stdin closed") from None
+        print(f"exited {time.monotonic() - closed:.2f} s after its stdin closed, code {code}")
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait()
+        stderr.close()
+    return code, (tmp_path / "stderr.txt").read_text(errors="replace")
+
+
+@pytest.mark.e2e
+def test_lsp_end_of_stdin_during_the_first_dense_pass_exits_0_and_the_next_run_completes(
+    tmp_path: Path,
+    embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    """An editor killed mid-index: no ``exit``, its end of the pipe closes."""
+    root, index_dir = tmp_path / "ws", tmp_path / "index"
+    write_tree(root, 60)
+    server, stderr = _start_server(tmp_path, root, index_dir)
+    until(lambda: embedding(index_dir), 180, "the first dense pass")
+    code, errors = _close_stdin_and_wait(server, stderr, tmp_path, shutdown=False)
+    assert "terminate called" not in errors and "Traceback" not in errors, errors[-2000:]
+    assert code == 0, (code, errors[-2000:])
+    assert not writer_running(index_dir)
+    done = subprocess.run(
+        [EXE, "index", str(root), "--index-dir", str(index_dir), "--json"], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout)
+    clean = Indexer(root, tmp_path / "clean", embedder=embedder).run(dense=False)
+    assert (stats["files"], stats["chunks"]) == (clean.files, clean.chunks)
+    assert undone(index_dir) == 0
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("shutdown", [False, True], ids=["no-shutdown", "after-shutdown"])
+def test_lsp_end_of_stdin_while_the_writer_is_stuck_exits_0_as_exit_does(
+    tmp_path: Path, tiny_modernbert: Path, shutdown: bool
+) -> None:
+    """The writer cannot stop (its model's weights do not come: a FIFO nobody writes stands for a
+    stalled network disk or download): the end of stdin ends the server anyway, as ``exit``
+    does, instead of waiting for ever for the writer. The next run, weights back, completes."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_modernbert, model)
+    weights = model / "model.safetensors"
+    weights.rename(tmp_path / "weights")
+    os.mkfifo(weights)
+    root, index_dir = tmp_path / "ws", tmp_path / "index"
+    write_tree(root, 20)
+    server, stderr = _start_server(tmp_path, root, index_dir, model=str(model))
+    until(lambda: writer_running(index_dir), 60, "the writer to start")
+    time.sleep(1.0)  # it is stuck reading the weights
+    code, errors = _close_stdin_and_wait(server, stderr, tmp_path, shutdown)
+    assert "terminate called" not in errors and "Traceback" not in errors, errors[-2000:]
+    assert code == 0, (code, errors[-2000:])
+    assert not writer_running(index_dir)
+    weights.unlink()
+    (tmp_path / "weights").rename(weights)
+    stats = Indexer(root, index_dir, model=str(model)).run()
+    clean = Indexer(root, tmp_path / "clean", model=str(model)).run()
+    assert (stats.files, stats.chunks) == (clean.files, clean.chunks) and stats.files == 20
+    assert undone(index_dir) == 0
