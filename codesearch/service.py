@@ -125,6 +125,7 @@ class Project:
             else:
                 indexer = Indexer(self.root, self.index_dir, self.options, on_progress=self._progress, stop=self._stop)
                 indexer.opened.update(self._opened)
+                self._opened = indexer.opened  # shared: a file opened now jumps the running run's queue
                 stats = indexer.run()
             self.state = "ready" if self.state != "closed" else "closed"
         except IndexStopped:  # closed: what was committed stays, the next run resumes

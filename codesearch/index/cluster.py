@@ -191,12 +191,15 @@ class RayIndexer(Indexer):
         return stats
 
     # the whole work of both local passes happens in one cluster pass
-    def _lexical_pass(self, store: Store, plan: Plan, stats: IndexStats, progress: Progress) -> None:
+    def _lexical_pass(
+        self, store: Store, plan: Plan, stats: IndexStats, progress: Progress, embed_up_to: int = 0
+    ) -> None:
         self._cluster_pass(store, plan.changed, plan.catalog, stats, progress)
 
-    def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress) -> int:
+    def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress, only: Any = None) -> int:
         """Files a local run left without vectors (its lexical pass), through the same pipeline
-        (those of another policy are read again by the next walk)."""
+        (those of another policy are read again by the next walk). Nothing pre-empts a cluster
+        run (it has no ``urgent`` work), so ``only`` is always ``None`` here."""
         todo = {rel: r for rel, r in store.file_catalog(where="dense = false").items() if r.policy == self.policy}
         if todo:
             sources = [self._source(record) for record in todo.values()]

@@ -18,6 +18,15 @@ The vocabulary, written down once:
   catalog record says ``dense = false`` (open files, work in progress and recent commits first:
   ``priority.dense_order``) and rewrites their rows with vectors. Dense search only sees
   embedded rows; a killed run resumes the dense pass.
+- **pre-emption**: a run given an ``urgent`` callback (a watcher's quiet burst of saved files)
+  and files newly opened in an editor (``note_opened``) do those first. Between two files and
+  between the slices of a batch being embedded (``SLICE_S`` of work each), the run plans those
+  paths alone and takes them through both passes on the same store (``preempt``), then resumes
+  its backlog. A file so re-done is dropped from the backlog's pending batch and later records
+  (its rows in the backlog would be stale), so nothing older is committed over it. Urgent work
+  missing few vectors commits them with its rows (found by words and by meaning at once). A
+  pre-emptible run whose lexical pass wrote many rows compacts before its dense pass, so words
+  queries during that pass use the full-text index.
 - **stat snapshot** (``store.layout``): the stats a complete run saw. A re-index whose walk
   finds the same stats stops there, without opening the tables.
 - **row policy** (``codesearch.options``): what shaped a file's rows besides its bytes (chunker
@@ -73,6 +82,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 256
+SLICE_S = 0.25  # a batch is embedded in slices of about this much work: urgent files wait at most one
+FIRST_SLICE_CHARS = 4_000  # the first slice of a run, before its embedding rate is known
+# a pre-emptible run (readers expected) whose lexical pass wrote this many rows compacts before its
+# dense pass: words queries meanwhile use the full-text index instead of scanning every new row
+INDEX_WORDS_ROWS = 4 * BATCH_CHUNKS
+URGENT_AT_ONCE = 32  # urgent work missing at most this many vectors in a batch commits them with its rows
 PURGE_PENDING = "purge_pending"  # in the meta from the first write a purge must follow until that purge
 
 
@@ -122,6 +137,7 @@ class Indexer:
         on_lexical_done: Callable[[IndexStats], None] | None = None,
         compact: bool = True,
         stop: threading.Event | None = None,
+        urgent: Callable[[], Collection[str]] | None = None,
         **option_fields: Any,
     ) -> None:
         if not root.is_dir():
@@ -153,14 +169,22 @@ class Indexer:
         self._load_skipped: dict[str, list[Any]] = {}  # walked files left out: [size, mtime_ns, reason]
         self._progress_file = ProgressFile(index_dir)
         self.opened: dict[str, float] = {}  # files open in an editor → when (their vectors come first)
-        self.stop = stop  # set: the run raises IndexStopped before its next batch
+        self.stop = stop  # set: the run raises IndexStopped before its next batch (or slice)
+        self.urgent = urgent  # posix paths to do now, before the backlog (a watcher's saved files)
+        self._opened_seen: dict[str, float] = {}  # opened files this run has put first already
+        self._preempting = False  # doing urgent paths amid the backlog (that reports no progress)
+        self._redone: set[str] = set()  # files urgent work rewrote: the backlog's rows of them are stale
+        self._exposed_keys: set[str] = set()  # vector keys of rows that may hold a secret (purged at the end)
+        self._chars_per_s = 0.0  # the embedding rate seen so far (sizes the slices)
+        self._preempted = 0  # rounds of urgent work so far
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():
             raise IndexStopped(f"indexing {self.root} stopped")
 
     def note_opened(self, rel: str) -> None:
-        """An editor opened ``rel`` (posix, relative to the root): embed it before the rest."""
+        """An editor opened ``rel`` (posix, relative to the root): embed it before the rest (a
+        running run does it at its next file or slice)."""
         self.opened[rel] = time.time()
 
     # -- entry point --------------------------------------------------------------------------
@@ -189,7 +213,8 @@ class Indexer:
     def _run(self, dense: bool, paths: Collection[str] | None) -> IndexStats:
         started = time.perf_counter()
         self._load_skipped = {}
-        self._exposed, self._purge = set(), False
+        self._exposed, self._exposed_keys, self._purge = set(), set(), False
+        self._redone, self._opened_seen = set(), dict(self.opened)  # open now: first in dense_order
         walked: list[SourceFile] | None = None
         local = self.index_dir if isinstance(self.index_dir, Path) else None
         if paths is not None and local is not None and (not (local / META).is_file() or damage_note(local)):
@@ -202,8 +227,7 @@ class Indexer:
                 return unchanged
         store = self._open_store()
         plan = self.plan(store, walked) if paths is None else self.plan_paths(store, paths)
-        self._exposed = {rel for rel, record in plan.catalog.items() if exposes(record.policy, self.policy)}
-        exposed_keys = store.vector_keys(sorted(self._exposed)) if self._exposed else set()
+        self._expose(store, plan)
         stats = IndexStats(
             model=str(store.meta.get("model_name")),
             model_reason=str(store.meta.get("model_reason", "")),
@@ -212,22 +236,70 @@ class Indexer:
             files_deleted=len(plan.deleted),
             repaired=self.repaired,
         )
+        self.apply(store, plan, stats, dense)
+        self.conclude(store, stats, started, snapshot=paths is None and dense)
+        return stats
+
+    # -- the stages of a run --------------------------------------------------------------------
+    def apply(
+        self, store: Store, plan: Plan, stats: IndexStats, dense: bool, only: Collection[str] | None = None
+    ) -> None:
+        """Do ``plan``: delete what went, chunk and commit what changed (the lexical pass), then
+        embed what lacks vectors (the dense pass: every such file, or those of ``only``)."""
         if plan.deleted:
             self._will_purge(store, plan.deleted)
             store.delete_files(plan.deleted)
             self._wrote = True
         progress = Progress(files_total=len(plan.changed))
-        self._lexical_pass(store, plan, stats, progress)
-        store.ensure_lexical_index()
-        self.on_lexical_done(stats)
+        at_once = URGENT_AT_ONCE if self._preempting else 0  # one commit: found by words and by meaning
+        self._lexical_pass(store, plan, stats, progress, embed_up_to=at_once)
+        if not (self._preempting and self._lexical_ready):  # urgent work adds to an index of words made already
+            store.ensure_lexical_index()
+        if not self._preempting:
+            self.on_lexical_done(stats)
+            if dense and self.compact and self.urgent is not None and progress.chunks_done >= INDEX_WORDS_ROWS:
+                store.finish_writes(compact=True)
         if dense:
             self._check_stop()
-            self._dense_pass(store, stats, progress)
+            self._dense_pass(store, stats, progress, only)
+
+    def preempt(self, store: Store, stats: IndexStats) -> None:
+        """Do the urgent paths (the ``urgent`` callback's, and files opened since the run began)
+        now, through both passes, then return to the backlog. Called between two files and
+        between two slices of a batch; urgent work never pre-empts itself."""
+        if self._preempting:
+            return
+        paths = self._urgent_paths()
+        if not paths:
+            return
+        self._preempting = True
+        try:
+            while paths:
+                began = time.perf_counter()
+                plan = self.plan_paths(store, paths)
+                self._expose(store, plan)
+                stats.files_deleted += len(plan.deleted)
+                self._redone.update(plan.deleted, (source.rel for source in plan.changed))
+                self.apply(store, plan, stats, dense=True, only=paths)
+                self._preempted += 1
+                log.debug(
+                    "did %d urgent path(s) before the backlog in %.3f s: %s",
+                    len(paths),
+                    time.perf_counter() - began,
+                    paths[:5],
+                )
+                paths = self._urgent_paths()
+        finally:
+            self._preempting = False
+
+    def conclude(self, store: Store, stats: IndexStats, started: float, snapshot: bool) -> None:
+        """End a run: compact (or index the new words), purge rows that held secrets, count, and
+        record the run in the meta (``snapshot``: a complete walk, whose stats are kept)."""
         if self._wrote:  # files that are skipped again (binary, too large) wrote nothing
             store.finish_writes(compact=self.compact)
         if self._purge or store.meta.get(PURGE_PENDING):  # this run's, or one a killed run left
             log.info("removing the rows that held secrets from %s", self.index_dir)
-            store.purge(exposed_keys)
+            store.purge(self._exposed_keys)
             store.meta.pop(PURGE_PENDING, None)
         stats.files = store.count_files()
         stats.chunks = store.count_chunks()
@@ -237,9 +309,30 @@ class Indexer:
         stats.seconds = round(time.perf_counter() - started, 3)
         stats.write_seconds = round(stats.write_seconds, 3)
         store.write_meta(updated=time.time(), files=stats.files, chunks=stats.chunks, last_run=stats.as_dict())
-        if paths is None and dense and not self.skips_dense.total:
+        if snapshot and not self.skips_dense.total:
             self._write_snapshot(store)
-        return stats
+
+    def _expose(self, store: Store, plan: Plan) -> None:
+        """Note the files of ``plan`` whose rows may hold a secret the current policy keeps out,
+        and those rows' vector keys (purged at the end when the rows are replaced)."""
+        exposed = {rel for rel, record in plan.catalog.items() if exposes(record.policy, self.policy)}
+        if exposed - self._exposed:
+            self._exposed_keys |= store.vector_keys(sorted(exposed - self._exposed))
+            self._exposed |= exposed
+
+    def _urgent_paths(self) -> list[str]:
+        """The ``urgent`` callback's paths, and files opened in an editor since the run began
+        (or since they were last put first)."""
+        paths = set(self.urgent()) if self.urgent is not None else set()
+        for rel, at in dict(self.opened).items():  # a copy: an editor's thread adds to it
+            if self._opened_seen.get(rel) != at:
+                self._opened_seen[rel] = at
+                paths.add(rel)
+        return sorted(paths)
+
+    def _stale(self, rel: str) -> bool:
+        """Whether the backlog's view of ``rel`` is older than what urgent work committed."""
+        return rel in self._redone and not self._preempting
 
     # -- the no-change fast path --------------------------------------------------------------
     def _options(self) -> str:
@@ -356,8 +449,11 @@ class Indexer:
         )
 
     # -- doing --------------------------------------------------------------------------------
-    def _lexical_pass(self, store: Store, plan: Plan, stats: IndexStats, progress: Progress) -> None:
-        """Chunk and write the changed files, with cached vectors only (nothing is embedded)."""
+    def _lexical_pass(
+        self, store: Store, plan: Plan, stats: IndexStats, progress: Progress, embed_up_to: int = 0
+    ) -> None:
+        """Chunk and write the changed files, with cached vectors only (nothing is embedded; but
+        a batch missing at most ``embed_up_to`` vectors, urgent work's, computes them for the same commit)."""
         self._report(progress)
         catalog = plan.catalog
         pending: list[tuple[FileRecord, list[Chunk]]] = []
@@ -365,6 +461,10 @@ class Indexer:
         touched: list[FileRecord] = []
         for source in plan.changed:
             self._check_stop()
+            self.preempt(store, stats)
+            if self._stale(source.rel):  # urgent work read it more recently
+                progress.files_done += 1
+                continue
             loaded = load(source, self.skips, self.options.max_file_bytes, self.options.secrets)
             if loaded is None:
                 self._left_out(store, catalog, source.rel, [source.size, source.mtime_ns, self.skips.last], progress)
@@ -388,11 +488,11 @@ class Indexer:
             pending_chunks += len(chunks)
             stats.files_changed += 1
             if pending_chunks >= BATCH_CHUNKS:
-                self._flush(store, sizer, pending, stats, progress, embed=False)
+                self._flush(store, sizer, pending, stats, progress, embed=False, embed_up_to=embed_up_to)
                 pending, pending_chunks = [], 0
         if pending:
             self._check_stop()
-            self._flush(store, self._sizer_for(store), pending, stats, progress, embed=False)
+            self._flush(store, self._sizer_for(store), pending, stats, progress, embed=False, embed_up_to=embed_up_to)
         self._touch(store, touched, progress)
 
     # shared by the passes of every engine
@@ -433,18 +533,24 @@ class Indexer:
         return FileRecord(**{**record.__dict__, "chunks": old.chunks, "dense": old.dense, "chunk_ids": old.chunk_ids})
 
     def _touch(self, store: Store, touched: list[FileRecord], progress: Progress) -> None:
+        touched = [record for record in touched if not self._stale(record.path)]
         if touched:
             store.touch_files(touched)
             self._wrote = True
             self._report(progress)
 
-    def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress) -> int:
-        """Embed the files whose rows lack vectors, in ``dense_order``. A file that changed
-        since its lexical pass is left to the next run (its stat no longer matches)."""
-        todo = list(store.file_catalog(where="dense = false").values())
+    def _dense_pass(
+        self, store: Store, stats: IndexStats, progress: Progress, only: Collection[str] | None = None
+    ) -> int:
+        """Embed the files whose rows lack vectors (all, or those of ``only``), in ``dense_order``.
+        A file that changed since its lexical pass is left to the next run (its stat no longer
+        matches), or to urgent work."""
+        if only is None:
+            todo = dense_order(list(store.file_catalog(where="dense = false").values()), self.root, self.opened)
+        else:
+            todo = [record for record in store.file_catalog(paths=sorted(set(only))).values() if not record.dense]
         if not todo:
             return 0
-        todo = dense_order(todo, self.root, self.opened)
         embedder = self._embedder_for(store)
         progress.phase, progress.files_total, progress.files_done = "embedding", len(todo), 0
         self._report(progress)
@@ -452,6 +558,10 @@ class Indexer:
         pending_chunks = 0
         for record in todo:
             self._check_stop()
+            self.preempt(store, stats)
+            if self._stale(record.path):  # urgent work rewrote it: this record is older than its rows
+                progress.files_done += 1
+                continue
             if record.policy != self.policy:  # rows of another policy: the next walk reads the file again
                 progress.files_done += 1
                 continue
@@ -484,21 +594,57 @@ class Indexer:
         stats: IndexStats,
         progress: Progress,
         embed: bool,
+        embed_up_to: int = 0,
     ) -> None:
         """Write the rows of whole files. ``embed``: compute missing vectors (the dense pass);
-        else rows without a cached vector are written unembedded (the lexical pass)."""
+        else rows without a cached vector are written unembedded (the lexical pass), unless
+        there are at most ``embed_up_to`` of them."""
         texts = [chunk.embedding_text() for _record, chunks in pending for chunk in chunks]
         keys = sizer.spec.document_keys(texts)
         vectors = store.cached_vectors(keys)
         missing = list({key: i for i, key in enumerate(keys) if key not in vectors}.values())  # each text once
+        embed = embed or 0 < len(missing) <= embed_up_to
         if missing and embed:
-            computed = self._embedder_for(store).embed_documents([texts[i] for i in missing])
+            preempted = self._preempted
+            computed = self._embed(store, [texts[i] for i in missing], stats)
             fresh = {keys[i]: computed[row] for row, i in enumerate(missing)}
+            if self._preempted != preempted:  # urgent work meanwhile may have cached some of these
+                already = store.cached_vectors(list(fresh))
+                fresh = {key: vector for key, vector in fresh.items() if key not in already}
+                vectors.update(already)
             started = time.perf_counter()
             store.cache_vectors(fresh)  # before the chunk rows: a crash in between loses nothing
             stats.write_seconds += time.perf_counter() - started
             vectors.update(fresh)
         self._commit(store, pending, keys, vectors, missing, stats, progress, embed)
+
+    def _embed(self, store: Store, texts: list[str], stats: IndexStats) -> np.ndarray:
+        """The vectors of ``texts``. A run that can be stopped or pre-empted embeds them in slices
+        of about ``SLICE_S`` of work (longest first, so a slice pads little) and, between two
+        slices, stops or does urgent work; a plain run embeds them at once."""
+        embedder = self._embedder_for(store)
+        if self.stop is None and self.urgent is None:
+            return embedder.embed_documents(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+        done = 0
+        while done < len(order):
+            if done:
+                self._check_stop()
+                self.preempt(store, stats)
+            budget = self._chars_per_s * SLICE_S if self._chars_per_s else FIRST_SLICE_CHARS
+            end, chars = done + 1, len(texts[order[done]])
+            while end < len(order) and chars + len(texts[order[end]]) <= budget:
+                chars += len(texts[order[end]])
+                end += 1
+            part = order[done:end]
+            started = time.perf_counter()
+            out[part] = embedder.embed_documents([texts[i] for i in part])
+            rate = chars / max(time.perf_counter() - started, 1e-6)
+            if not self._preempting:  # a few urgent texts say little about the rate
+                self._chars_per_s = 0.5 * (self._chars_per_s + rate) if self._chars_per_s else rate
+            done = end
+        return out
 
     def _commit(
         self,
@@ -517,8 +663,12 @@ class Indexer:
         zero = np.zeros(store.dimension, dtype=np.float32)
         rows: list[dict[str, Any]] = []
         records: list[FileRecord] = []
+        positions: list[int] = []  # each row's position in ``keys``
         position = 0
         for record, chunks in pending:
+            if self._stale(record.path):  # urgent work committed newer rows while this batch embedded
+                position += len(chunks)
+                continue
             first = position
             for chunk in chunks:
                 rows.append(
@@ -538,21 +688,25 @@ class Indexer:
                         vector=vectors.get(keys[position], zero),
                     )
                 )
+                positions.append(position)
                 position += 1
             dense = all(row["embedded"] for row in rows[first:])
             ids = tuple(row["id"] for row in rows[first:])
             records.append(FileRecord(**{**record.__dict__, "chunks": len(chunks), "dense": dense, "chunk_ids": ids}))
         started = time.perf_counter()
-        store.replace_files(records, rows)
+        if records:
+            store.replace_files(records, rows)
         stats.write_seconds += time.perf_counter() - started
         self._wrote = True
+        if self._preempting:  # newer than anything the backlog holds of these files
+            self._redone.update(record.path for record in records)
         if not embed and not self._lexical_ready:  # the first commit: words find it from now on
             store.ensure_lexical_index()
             self._lexical_ready = True
         if embed:  # reuse was counted in this run's lexical pass, except for files a killed run left
             resumed = {r.path for r, _ in pending} - self._lexical_paths
             fresh_rows = set(missing)
-            reused = sum(1 for i, row in enumerate(rows) if row["path"] in resumed and i not in fresh_rows)
+            reused = sum(1 for at, row in zip(positions, rows) if row["path"] in resumed and at not in fresh_rows)
         else:
             self._lexical_paths.update(r.path for r, _ in pending)
         computed_now = len(missing) if embed else 0
@@ -565,6 +719,8 @@ class Indexer:
         self._report(progress)
 
     def _report(self, progress: Progress) -> None:
+        if self._preempting:  # urgent work: the progress shown stays the backlog's
+            return
         self._progress_file.update(progress)  # first: a caller that reads it sees this step
         self.on_progress(progress)
 

@@ -6,6 +6,9 @@ debounced and coalesced: a burst (a save, an editor's write-temp-then-rename, a 
 rewriting thousands of files, a directory rename) becomes one update. An update is an
 incremental :class:`~codesearch.index.Indexer` run (plan by stat, then chunk, embed and write
 only what changed), so every event kind converges to exactly what is on disk, in bounded memory.
+A burst that goes quiet while an update runs (the first index of a big tree, a checkout) does not
+wait for it: the running update takes its paths as urgent work and does them before its backlog
+(``Indexer.preempt``); so do files the editor opens (:meth:`Watcher.note_opened`).
 The watcher holds the index's writer lock for its whole life. Stopping is cooperative: the
 running update ends at its next batch, and the lock is released only once nothing writes. It
 watches only the folders a walk enters (:mod:`codesearch.index.observers`: a virtualenv or
@@ -137,7 +140,8 @@ class Watcher:
         self.opened: dict[str, float] = {}  # files open in an editor → when: the dense pass does them first
 
     def note_opened(self, rel: str) -> None:
-        """An editor opened ``rel`` (posix, relative to the root): later updates embed it first."""
+        """An editor opened ``rel`` (posix, relative to the root): a running update embeds it at
+        its next file or slice, later updates before the rest."""
         self.opened[rel] = time.time()
 
     def rescan(self) -> None:
@@ -240,6 +244,20 @@ class Watcher:
             self._last_event = now
             self._changed.set()
 
+    def _urgent(self) -> list[str]:
+        """The paths of a burst that has gone quiet (or waited ``max_wait_s``), taken for the
+        running update to do before its backlog; none while the burst goes on. A burst that
+        also asked for a walk leaves that walk to the next update."""
+        with self._paths_lock:
+            now = time.monotonic()
+            if not self._paths or now < min(self._last_event + self.debounce_s, self._first_event + self.max_wait_s):
+                return []
+            paths = sorted(self._paths)
+            self._paths = set()
+            if not self._walk:  # nothing left for the next update
+                self._changed.clear()
+            return paths
+
     def _start_observer(self) -> Any:
         handler = _Events(self.root, self.index_dir, self._signal, self.folders)
         if not self.polling:
@@ -319,6 +337,7 @@ class Watcher:
             on_progress=self.on_progress,
             compact=compact,
             stop=self._stopping,
+            urgent=self._urgent,
         )
         self.rebuild = False
         indexer.opened = self.opened
