@@ -16,8 +16,10 @@ with ``writable=True``, which creates what is missing; ``Store.check`` then find
 no longer matches its file catalog, and a repair rebuilds it.
 
 A reader never sees a half-applied update: replacing a batch of files is one commit of the
-chunk table (a ``merge_insert`` keyed by chunk id that deletes the batch's other rows), then
-one of the catalog (keyed by path); deleting files is one commit per table, rows first. No
+chunk table (a ``merge_insert`` keyed by chunk id that deletes the batch's other rows: a join
+of the whole table; an upsert when no row goes, as in a dense pass; an append for the files of
+a first index), then one of the catalog (keyed by path); deleting files is one commit per
+table, rows first. A writer's open corrects counts a killed run left behind. No
 query counts rows: the writer keeps the counts (``files``, ``chunks``, ``chunks_embedded``)
 and ``dense_complete`` in the meta after each commit, ``dense_complete`` set false before rows
 without vectors become visible (``Store.counts``; a reader re-reads ``meta.json`` when it
@@ -154,6 +156,7 @@ class Store:
         self._meta_seen: tuple[float, int, int] | None = None
         self._unembedded: int | None = None  # a writer's count of rows without vectors (None: count them)
         self._counts_pending = False  # counts not yet in a remote index's meta table
+        self._written: set[str] | None = None  # tables this writer created: the paths it wrote to them
         self._db = _connect(directory)
         self.dimension = int(meta["dimension"])
         names = set(self._db.list_tables().tables)
@@ -309,13 +312,10 @@ class Store:
             dimension=dimension,
             created=now,
             updated=now,
-            files=0,
-            chunks=0,
-            chunks_embedded=0,
-            **{DENSE_COMPLETE: True},
         )
-        store = cls(directory, meta)
-        store._unembedded = 0
+        store = cls(directory, meta)  # counts its tables (empty, unless a killed clear left some)
+        if store.meta["chunks"] == 0 and store.meta["files"] == 0:
+            store._written = set()  # a path not written since has no row or record to replace
         store.write_meta()
         return store
 
@@ -455,16 +455,24 @@ class Store:
         if any(not row["embedded"] for row in rows):  # before they are visible: queries filter them out
             self._mark_unembedded()
         where = sql_in("path", paths)
-        if rows:
+        new = self._written is not None and self._written.isdisjoint(paths)  # a first index: added, not merged
+        if new and rows:
+            self.chunks.add(pa.Table.from_pylist(rows, schema=self.chunks.schema))
+        elif rows:
             data = pa.Table.from_pylist(rows, schema=self.chunks.schema)
             merge = self.chunks.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
             old = set(_scan(self.chunks, ["id"], where).column("id").to_pylist())
             if None in old or not old <= {row.get("id") for row in rows}:  # rows to drop: a join of the whole table
                 merge = merge.when_not_matched_by_source_delete(where)
             merge.execute(data)  # else new files, or the same rows with vectors (the dense pass): an upsert
-        else:
+        elif not new:
             self.chunks.delete(where)
-        self._merge_records(records)
+        if new:
+            self.files.add(pa.Table.from_pylist([r.__dict__ for r in records], schema=FILE_SCHEMA))
+        else:
+            self._merge_records(records)
+        if self._written is not None:
+            self._written.update(paths)
         self._recount(unembedded=sum(1 for row in rows if not row["embedded"]))
 
     def delete_files(self, paths: Sequence[str]) -> None:
