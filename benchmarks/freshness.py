@@ -350,7 +350,7 @@ def during_first_pass(root: Path, index_dir: Path, embedder, edits: int) -> list
         return f"{statistics.median(latencies) * 1000:.0f} / {percentile(latencies, 0.95) * 1000:.0f} ms"
 
     return [
-        ("tree", f"{root.name}: {SDIST} as a git repo, `*.po` ignored"),
+        ("tree", f"{SDIST} as a git repo, `*.po` ignored"),
         ("first pass: dense pass under way (first batch committed)", f"{dense_at:.0f} s after start"),
         (f"save to rows and vectors committed (the writer's share; p50 / p95 of {edits})", ms(committed)),
         (f"save-to-searchable by words during the first dense pass (p50 / p95 of {edits}, lexical query)", ms(words)),
