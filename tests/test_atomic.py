@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_stopping import write_tree
 
 from codesearch import Indexer
 from codesearch.index.indexer import IndexStopped
@@ -48,27 +49,12 @@ def count_calls(store: Store) -> list[str]:
     return calls
 
 
-def write_tree(root: Path, files: int = 60, functions: int = 6) -> None:
-    """Distinct functions, nothing cached: a dense pass of several batches."""
-    for i in range(files):
-        path = root / f"pkg{i // 20}" / f"mod_{i}.py"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            "\n\n".join(
-                f"def handler_{i}_{j}(request, limit={i * 7 + j}):\n    total = {j}\n"
-                f"    for item in request.items[:limit]:\n"
-                f"        total += item.weight_{j} * {i + j}\n    return total\n"
-                for j in range(functions)
-            )
-        )
-
-
 @pytest.fixture(scope="module")
 def indexes(tmp_path_factory: pytest.TempPathFactory, tiny_modernbert: Path) -> dict[str, Path]:
     """A complete index, and one whose writer stopped after its first dense batch (mid-dense-pass)."""
     base = tmp_path_factory.mktemp("atomic")
     root = base / "tree"
-    write_tree(root)
+    write_tree(root, 60)
     Indexer(root, base / "complete", model=str(tiny_modernbert)).run()
     stop = threading.Event()
 
