@@ -21,7 +21,7 @@ from codesearch import Indexer
 from codesearch.index.indexer import IndexStopped
 from codesearch.index.runs import Progress
 from codesearch.search import Searcher
-from codesearch.store import FileRecord, Remote, Store, lexical_terms
+from codesearch.store import FileRecord, Remote, Store, lance, lexical_terms
 
 EXE = shutil.which("codesearch", path=str(Path(sys.executable).parent)) or "codesearch"
 EDITS = 200
@@ -149,6 +149,26 @@ def test_a_commit_newer_than_the_meta_never_returns_unembedded_rows(tmp_path: Pa
         assert store.counts()["complete"]
         hits = store.dense(probe, 10)
         assert hits and all(hit.path != "new.py" for hit in hits)
+
+
+@pytest.mark.slow
+def test_a_reader_told_complete_sees_every_vector(
+    tmp_path: Path, indexes: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The meta is written after the commits it counts, but a reader's view of the tables
+    refreshes on its own clock: once its meta says "complete", its view holds no row without a
+    vector (else a hybrid search ranked a file by words only while reporting full coverage)."""
+    index_dir = tmp_path / "index"
+    shutil.copytree(indexes["partial"], index_dir)
+    monkeypatch.setattr(lance, "READ_CONSISTENCY_S", 3600.0)  # a view that would lag for an hour
+    reader = Store.open(index_dir)
+    assert not reader.counts()["complete"]
+    assert reader.chunks.count_rows("embedded = false")
+    Indexer(indexes["root"], index_dir, model=str(Store.read_meta(index_dir)["model_name"])).run()
+    assert reader.counts()["complete"]
+    assert reader.chunks.count_rows("embedded = false") == 0, "the view matches the meta it read"
+    probe = np.full(reader.dimension, reader.dimension**-0.5, dtype=np.float32)
+    assert len(reader.dense(probe, 10_000)) == reader.counts()["chunks"]
 
 
 @pytest.mark.slow

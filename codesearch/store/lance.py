@@ -539,24 +539,33 @@ class Store:
     def _live_meta(self) -> dict[str, Any]:
         """The meta as the writer last wrote it. A writer's own; a reader re-reads ``meta.json``
         when its stat changed (each write replaces the file), a remote one at most every
-        ``READ_CONSISTENCY_S`` (as its tables)."""
+        ``READ_CONSISTENCY_S`` (as its tables). A changed meta brings the reader's view of the
+        tables up to the latest commit at once (the meta is written after the commits it counts),
+        so what the meta says is never newer than the rows this reader sees: "complete" is not
+        reported while its view still holds rows without vectors."""
         if self.writable:
             return self.meta
         try:
             if isinstance(self.directory, Remote):
                 now = time.monotonic()
                 if self._meta_seen is None or now - self._meta_seen[0] >= READ_CONSISTENCY_S:
-                    self._live = Store.read_meta(self.directory, self._db)
                     self._meta_seen = (now, 0, 0)
+                    self._read_live(Store.read_meta(self.directory, self._db))
                 return self._live
             stat = os.stat(self.directory / META)
             seen = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
             if seen != self._meta_seen:
-                self._live = read_meta(self.directory)
+                self._read_live(read_meta(self.directory))
                 self._meta_seen = seen
         except (OSError, ValueError, RuntimeError):  # gone or mid-replace: the last one read stands
             pass
         return self._live
+
+    def _read_live(self, meta: dict[str, Any]) -> None:
+        if meta != self._live:
+            self.chunks.checkout_latest()  # first: a failure keeps the old meta, and the view it matches
+            self.files.checkout_latest()
+        self._live = meta
 
     def ensure_lexical_index(self) -> None:
         """Create the full-text index once; rows added later are searched before it is optimised."""
