@@ -175,15 +175,21 @@ def test_an_index_corrupted_under_a_watcher_gives_a_clear_error_then_is_repaired
         workspace.close()
 
 
+def _cli_tree(tmp_path: Path, model: Path) -> tuple[Path, dict[str, str], list[str]]:
+    """A 30-file tree to index from the command line with ``model``, offline: the index folder,
+    the environment, and the ``codesearch index --json`` command."""
+    tree, index_dir = tmp_path / "tree", tmp_path / "index"
+    write_tree(tree, files=30)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return index_dir, env, [EXE, "index", str(tree), "--index-dir", str(index_dir), "--model", str(model), "--json"]
+
+
 @pytest.mark.slow
 @pytest.mark.e2e
 def test_the_command_line_says_how_to_repair_a_corrupted_index_and_repairing_embeds_nothing_again(
     tmp_path: Path, tiny_modernbert: Path
 ) -> None:
-    tree, index_dir = tmp_path / "tree", tmp_path / "index"
-    write_tree(tree, files=30)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    index = [EXE, "index", str(tree), "--index-dir", str(index_dir), "--model", str(tiny_modernbert), "--json"]
+    index_dir, env, index = _cli_tree(tmp_path, tiny_modernbert)
     search = [EXE, "search", "sum of the state", "--index-dir", str(index_dir)]
     assert subprocess.run(index, env=env, capture_output=True).returncode == 0
     before = snapshot(index_dir)
@@ -314,10 +320,7 @@ def _listing(folder: Path) -> list[str]:
 def test_a_missing_chunk_table_is_an_error_for_readers_who_create_nothing_and_the_next_index_rebuilds_it(
     tmp_path: Path, tiny_modernbert: Path
 ) -> None:
-    tree, index_dir = tmp_path / "tree", tmp_path / "index"
-    write_tree(tree, files=30)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    index = [EXE, "index", str(tree), "--index-dir", str(index_dir), "--model", str(tiny_modernbert), "--json"]
+    index_dir, env, index = _cli_tree(tmp_path, tiny_modernbert)
     search = [EXE, "search", "sum of the state", "--index-dir", str(index_dir), "--json"]
     status = [EXE, "status", "--index-dir", str(index_dir), "--json"]
     built = subprocess.run(index, env=env, capture_output=True, text=True)
