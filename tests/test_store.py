@@ -206,3 +206,49 @@ def test_check_finds_chunk_rows_that_do_not_match_the_file_catalog(tmp_path: Pat
         store.check()
     store.files.delete("true")
     store.check()  # an empty index is consistent
+
+
+def test_the_counts_a_writer_keeps_match_the_rows_after_any_mix_of_writes(tmp_path: Path) -> None:
+    """The writer tracks rows without vectors from what each commit replaced (no count per
+    commit): after first-index appends, replacements that keep, add or drop rows, with and
+    without vectors, deletions and a reopened writer, the meta says what the rows say."""
+    import random
+
+    rng = random.Random(5)
+    store = make_store(tmp_path)
+    for step in range(60):
+        if step == 30:
+            store = Store.open(tmp_path / "index", writable=True)  # a later run: counts from its open
+        path = f"f{rng.randrange(8)}.py"
+        if rng.random() < 0.15:
+            store.delete_files([path])
+        else:
+            n = rng.randrange(0, 5)
+            keep = rng.random() < 0.5  # the same ids as a file's earlier rows (an upsert), else new ones
+            rows = [
+                dict(
+                    id=f"{path}:{i}:{0 if keep else step}",
+                    vkey=f"{path}:{i}:{step}",
+                    path=path,
+                    start_line=i + 1,
+                    end_line=i + 1,
+                    symbol=f"s{i}",
+                    kind="function",
+                    language="python",
+                    text="x",
+                    terms="x",
+                    file_hash=str(step),
+                    embedded=(embedded := rng.random() < 0.5),
+                    vector=vec(i) if embedded else np.zeros(DIM, np.float32),
+                )
+                for i in range(n)
+            ]
+            store.replace_files([FileRecord(path, n, step, str(step), "python", n, dense=False)], rows)
+        chunks, unembedded = store.chunks.count_rows(), store.chunks.count_rows("embedded = false")
+        counts = Store.open(tmp_path / "index").counts()
+        assert counts == dict(
+            files=store.files.count_rows(),
+            chunks=chunks,
+            chunks_embedded=chunks - unembedded,
+            complete=unembedded == 0,
+        ), f"step {step}"

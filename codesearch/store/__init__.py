@@ -6,8 +6,8 @@ Public: from ``store.layout`` (plain files, no lancedb): :data:`FORMAT_VERSION`,
 :func:`clear_snapshot`, :func:`mark_damaged`, :func:`damage_note`,
 :func:`clear_damage`; :class:`Store` (``store.lance``, imported on first use: lancedb takes a second to
 import, and a no-change re-index never needs it), and from ``store.rows``: :class:`FileRecord`,
-:class:`Hit`, :func:`chunk_id`, :func:`fuse`, :func:`glob_filter`, :func:`escape_glob`, :func:`under_filter`,
-:func:`sql_in`, :func:`sql_str`, :func:`score_bounds`,
+:class:`Hit`, :class:`StoredRows`, :func:`chunk_id`, :func:`fuse`, :func:`glob_filter`, :func:`escape_glob`,
+:func:`under_filter`, :func:`sql_in`, :func:`sql_str`, :func:`score_bounds`,
 :func:`lexical_terms`, :func:`split_identifier`.
 """
 
@@ -33,6 +33,7 @@ from codesearch.store.layout import (
 from codesearch.store.rows import (
     FileRecord,
     Hit,
+    StoredRows,
     chunk_id,
     escape_glob,
     fuse,
@@ -66,6 +67,7 @@ __all__ = [
     "Remote",
     "Snapshot",
     "Store",
+    "StoredRows",
     "chunk_id",
     "clear_damage",
     "clear_snapshot",

@@ -68,7 +68,7 @@ from codesearch.store.layout import (
     read_meta,
     write_json,
 )
-from codesearch.store.rows import FileRecord, Hit, lexical_terms, sql_in, sql_str
+from codesearch.store.rows import FileRecord, Hit, StoredRows, lexical_terms, sql_in, sql_str
 
 CHUNKS, FILES, VECTORS = TABLES  # "chunks", "files", "vectors": each a ``NAME.lance`` folder
 META_TABLE = "meta"  # a remote index's meta.json: one row, the JSON text
@@ -442,16 +442,36 @@ class Store:
             self.vectors.delete(sql_in("key", drop[start : start + 500]))
         return len(drop)
 
-    def replace_files(self, records: Sequence[FileRecord], rows: list[dict[str, Any]]) -> None:
+    def stored_rows(self, paths: Sequence[str]) -> StoredRows:
+        """What the chunk table holds for these files now (ids, vector keys, rows without vectors):
+        one scan, which the writer may hand to :meth:`replace_files` for the same paths when
+        nothing was written in between."""
+        ids: set[str] = set()
+        vkeys: set[str] = set()
+        unembedded = 0
+        if self._written is None or not self._written.isdisjoint(paths):  # else a first index's new files
+            for start in range(0, len(paths), 500):
+                part = _scan(self.chunks, ["id", "vkey", "embedded"], sql_in("path", paths[start : start + 500]))
+                ids.update(part.column("id").to_pylist())
+                vkeys.update(part.column("vkey").to_pylist())
+                unembedded += sum(1 for flag in part.column("embedded").to_pylist() if not flag)
+        return StoredRows(tuple(paths), ids, vkeys, unembedded)
+
+    def replace_files(
+        self, records: Sequence[FileRecord], rows: list[dict[str, Any]], stored: StoredRows | None = None
+    ) -> None:
         """Replace everything stored for these files by ``rows``: one commit of the chunk table
         (a reader sees all the old rows of a file or all its new ones, never none or both), then
         one of the catalog. A run killed between the two leaves the old records: the next one
         reads those files again (their stat, or for the dense pass their ``dense`` flag, still
-        says so) and rewrites the same rows."""
+        says so) and rewrites the same rows. ``stored``: :meth:`stored_rows` of these paths, read
+        since the last write (else read now)."""
         paths = [r.path for r in records]
         if not paths:
             return
         clear_snapshot(self.directory)
+        if stored is None or sorted(stored.paths) != sorted(paths):
+            stored = self.stored_rows(paths)
         if any(not row["embedded"] for row in rows):  # before they are visible: queries filter them out
             self._mark_unembedded()
         where = sql_in("path", paths)
@@ -461,9 +481,8 @@ class Store:
         elif rows:
             data = pa.Table.from_pylist(rows, schema=self.chunks.schema)
             merge = self.chunks.merge_insert("id").when_matched_update_all().when_not_matched_insert_all()
-            old = set(_scan(self.chunks, ["id"], where).column("id").to_pylist())
-            if None in old or not old <= {row.get("id") for row in rows}:  # rows to drop: a join of the whole table
-                merge = merge.when_not_matched_by_source_delete(where)
+            if None in stored.ids or not stored.ids <= {row.get("id") for row in rows}:  # rows to drop: a join
+                merge = merge.when_not_matched_by_source_delete(where)  # of the whole table
             merge.execute(data)  # else new files, or the same rows with vectors (the dense pass): an upsert
         elif not new:
             self.chunks.delete(where)
@@ -473,7 +492,7 @@ class Store:
             self._merge_records(records)
         if self._written is not None:
             self._written.update(paths)
-        self._recount(unembedded=sum(1 for row in rows if not row["embedded"]))
+        self._recount(sum(1 for row in rows if not row["embedded"]) - stored.unembedded)
 
     def delete_files(self, paths: Sequence[str]) -> None:
         """Remove these files' rows (one commit), then their records (one commit): a run killed
@@ -484,7 +503,7 @@ class Store:
         where = sql_in("path", paths)
         self.chunks.delete(where)
         self.files.delete(where)
-        self._recount(unembedded=0)
+        self._recount(None)
 
     def touch_files(self, records: Sequence[FileRecord]) -> None:
         """Update the stat fields of files whose content did not change (one commit)."""
@@ -503,17 +522,16 @@ class Store:
         if self.meta.get(DENSE_COMPLETE) is not False:
             self.write_meta(**{DENSE_COMPLETE: False})
 
-    def _recount(self, unembedded: int) -> None:
-        """Record the counts after a commit (``unembedded``: rows without vectors it wrote). The
-        unembedded rows are counted only while some are known to remain from earlier commits
-        (this writer's first commit counts them: a killed run may have left meta and rows apart).
+    def _recount(self, unembedded: int | None) -> None:
+        """Record the counts after a commit (``unembedded``: how many more rows lack vectors
+        than before it, from the rows it replaced and wrote; ``None``: not known, counted now).
         A local index's meta is written now; a remote one's with the run's last meta write
         (an object-store table version per batch is not worth it; its ``DENSE_COMPLETE`` is
         written before unembedded rows go in, and set only by that last write)."""
-        if self._unembedded is None or self._unembedded > 0:
+        if self._unembedded is None or unembedded is None:
             self._unembedded = self.chunks.count_rows("embedded = false")
-        else:  # none before this commit: the unembedded rows are the ones it wrote
-            self._unembedded = unembedded
+        else:
+            self._unembedded += unembedded
         chunks = self.chunks.count_rows()
         counts = {"files": self.files.count_rows(), "chunks": chunks, "chunks_embedded": chunks - self._unembedded}
         self.meta.update(counts)
@@ -577,6 +595,13 @@ class Store:
                 "terms", config=FTS(with_position=False, memory_limit=FTS_MEMORY_MIB), replace=True
             )
 
+    def compact_small_tables(self) -> None:
+        """Compact the catalog and the vector cache (each batch adds a fragment to both; every plan
+        of urgent work reads the catalog, every batch merges into it). Cheap: the rows are small.
+        Old versions stay (readers may hold them)."""
+        for table in (self.files, self.vectors):
+            table.optimize(cleanup_older_than=timedelta(seconds=VERSION_GRACE_S))
+
     def finish_writes(self, compact: bool = True) -> None:
         """Bring the full-text index up to date, compact small fragments, and delete table
         versions older than ``VERSION_GRACE_S`` (readers move to new versions within
@@ -593,11 +618,7 @@ class Store:
 
     def vector_keys(self, paths: Sequence[str]) -> set[str]:
         """The vector keys of the chunk rows of these files."""
-        found: set[str] = set()
-        for start in range(0, len(paths), 500):
-            part = _scan(self.chunks, ["vkey"], sql_in("path", paths[start : start + 500]))
-            found.update(part.column("vkey").to_pylist())
-        return found
+        return self.stored_rows(paths).vkeys
 
     def purge(self, keys: Collection[str] = ()) -> None:
         """Remove every byte of rows that are gone from disk now, not after ``VERSION_GRACE_S``:

@@ -106,6 +106,16 @@ class FileRecord:
     policy: str = ""  # the row policy its rows were made under (codesearch.options; '' unknown)
 
 
+@dataclass(frozen=True)
+class StoredRows:
+    """What the chunk table held for some files when read (``Store.stored_rows``)."""
+
+    paths: tuple[str, ...]
+    ids: set[str]  # their rows' chunk ids
+    vkeys: set[str]  # their rows' vector keys
+    unembedded: int  # how many of their rows lack a vector
+
+
 def chunk_id(path: str, start_line: int, end_line: int, vkey: str) -> str:
     """A chunk row's id: equal ids mean the same text at the same lines of the same file
     embedded the same way. Deterministic, so any engine that indexes a tree gets the same ids."""
