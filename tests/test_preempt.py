@@ -14,7 +14,7 @@ import pytest
 from test_stopping import until, write_tree
 from test_watch import assert_index_matches_disk
 
-from codesearch import Searcher
+from codesearch import Indexer, Searcher
 from codesearch.index.runs import Progress
 from codesearch.index.watcher import Watcher
 from codesearch.store import Store
@@ -115,4 +115,44 @@ def test_a_file_opened_during_the_first_dense_pass_is_embedded_before_the_pass_e
     finally:
         run.watcher.stop()
     assert run.backlog() == 0
+    assert_index_matches_disk(root, index_dir, embedder, tmp_path)
+
+
+def test_a_saved_file_missing_many_vectors_gets_the_edits_at_once_and_the_rest_at_the_front(
+    tmp_path: Path,
+    embedder,  # type: ignore[no-untyped-def]
+) -> None:
+    """A big file saved before its vectors came: urgent work embeds what the edit added (found by
+    meaning in the same commit) and leaves the file's other chunks to the head of the backlog,
+    instead of embedding the whole file before the backlog resumes."""
+    root, index_dir = tmp_path / "ws", tmp_path / "index"
+    write_tree(root, 20)
+    big = root / "big.py"
+    write_tree(tmp_path / "big", 1, functions=80)
+    big.write_text((tmp_path / "big" / "pkg0" / "mod_0.py").read_text().replace("handler_0_", "big_handler_"))
+    Indexer(root, index_dir, embedder=embedder).run(dense=False)  # a first pass stopped after its words
+    with big.open("a", encoding="utf-8") as fh:
+        fh.write("\n\ndef compute_invoice_total(items, tax_rate):\n    return sum(items) * (1 + tax_rate)\n")
+    seen: list[tuple[bool, int, int, bool]] = []
+
+    def urgent() -> list[str]:
+        if not seen:  # the watcher's burst: the saved file
+            seen.append((False, 0, 0, False))
+            return ["big.py"]
+        if len(seen) == 1:  # the next pre-emption point: urgent work is done, the backlog resumes
+            store = Store.open(index_dir)
+            record = store.file_catalog(paths=["big.py"])["big.py"]
+            rows = store.file_chunks(["big.py"])
+            hits = Searcher(index_dir, embedder=embedder).search("sum of invoice items with tax", k=3, mode="dense")
+            embedded = len(store.chunks.search().where("path = 'big.py' AND embedded = true").limit(None).to_list())
+            seen.append((record.dense, embedded, len(rows), any(h.symbol == "compute_invoice_total" for h in hits)))
+        return []
+
+    stats = Indexer(root, index_dir, embedder=embedder, urgent=urgent).run()
+    assert len(seen) == 2, "pre-empted, then resumed"
+    dense, embedded, rows, found = seen[1]
+    assert found, "the edit is found by meaning as soon as urgent work is done"
+    assert not dense and 1 <= embedded < rows // 2, f"{embedded} of {rows} chunks embedded by urgent work"
+    assert stats.chunks_embedded == Store.open(index_dir).count_chunks(), "every vector computed once"
+    assert all(record.dense for record in Store.open(index_dir).file_catalog().values())
     assert_index_matches_disk(root, index_dir, embedder, tmp_path)

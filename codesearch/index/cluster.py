@@ -192,14 +192,14 @@ class RayIndexer(Indexer):
 
     # the whole work of both local passes happens in one cluster pass
     def _lexical_pass(
-        self, store: Store, plan: Plan, stats: IndexStats, progress: Progress, embed_up_to: int = 0
+        self, store: Store, plan: Plan, stats: IndexStats, progress: Progress, embed_new: bool = False
     ) -> None:
         self._cluster_pass(store, plan.changed, plan.catalog, stats, progress)
 
-    def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress, only: Any = None) -> int:
+    def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress) -> int:
         """Files a local run left without vectors (its lexical pass), through the same pipeline
         (those of another policy are read again by the next walk). Nothing pre-empts a cluster
-        run (it has no ``urgent`` work), so ``only`` is always ``None`` here."""
+        run (it has no ``urgent`` work)."""
         todo = {rel: r for rel, r in store.file_catalog(where="dense = false").items() if r.policy == self.policy}
         if todo:
             sources = [self._source(record) for record in todo.values()]
@@ -336,4 +336,4 @@ class RayIndexer(Indexer):
         for i, key in enumerate(keys):
             first.setdefault(key, i)
         missing = [first[key] for key in new]
-        self._commit(store, pending, keys, vectors, missing, stats, progress, embed=True)
+        self._commit(store, pending, keys, vectors, missing, stats, progress, embed=True, computed=len(missing))

@@ -21,12 +21,14 @@ The vocabulary, written down once:
 - **pre-emption**: a run given an ``urgent`` callback (a watcher's quiet burst of saved files)
   and files newly opened in an editor (``note_opened``) do those first. Between two files and
   between the slices of a batch being embedded (``SLICE_S`` of work each), the run plans those
-  paths alone and takes them through both passes on the same store (``preempt``), then resumes
-  its backlog. A file so re-done is dropped from the backlog's pending batch and later records
-  (its rows in the backlog would be stale), so nothing older is committed over it. Urgent work
-  missing few vectors commits them with its rows (found by words and by meaning at once). A
-  pre-emptible run whose lexical pass wrote many rows compacts before its dense pass, so words
-  queries during that pass use the full-text index.
+  paths alone and commits their rows on the same store (``preempt``), with the vectors of what
+  the edit changed (its texts that are not among the file's old rows, about ``URGENT_S`` of
+  work): the edit is found by words and by meaning at once. Whatever of those files still lacks
+  vectors goes to the **front** of the dense backlog (embedded next, a file opened in an editor
+  too); then the backlog resumes. A file so re-done is dropped from the backlog's pending batch
+  and later records (its rows in the backlog would be stale), so nothing older is committed
+  over it. A pre-emptible run whose lexical pass wrote many rows compacts before its dense
+  pass, so words queries during that pass use the full-text index.
 - **stat snapshot** (``store.layout``): the stats a complete run saw. A re-index whose walk
   finds the same stats stops there, without opening the tables.
 - **row policy** (``codesearch.options``): what shaped a file's rows besides its bytes (chunker
@@ -46,6 +48,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,6 +71,7 @@ from codesearch.store import (
     FileRecord,
     IndexDir,
     Snapshot,
+    StoredRows,
     chunk_id,
     damage_note,
     lexical_terms,
@@ -82,12 +86,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 BATCH_CHUNKS = 256
-SLICE_S = 0.25  # a batch is embedded in slices of about this much work: urgent files wait at most one
+SLICE_S = 0.15  # a batch is embedded in slices of about this much work: urgent files wait at most one
 FIRST_SLICE_CHARS = 4_000  # the first slice of a run, before its embedding rate is known
 # a pre-emptible run (readers expected) whose lexical pass wrote this many rows compacts before its
 # dense pass: words queries meanwhile use the full-text index instead of scanning every new row
 INDEX_WORDS_ROWS = 4 * BATCH_CHUNKS
-URGENT_AT_ONCE = 32  # urgent work missing at most this many vectors in a batch commits them with its rows
+URGENT_S = 0.2  # urgent work embeds what its edits added, about this much work (the rest: the front)
+COMPACT_SMALL_EVERY = 32  # a pre-emptible run compacts the catalog and vector cache after this many commits
 PURGE_PENDING = "purge_pending"  # in the meta from the first write a purge must follow until that purge
 
 
@@ -174,9 +179,11 @@ class Indexer:
         self._opened_seen: dict[str, float] = {}  # opened files this run has put first already
         self._preempting = False  # doing urgent paths amid the backlog (that reports no progress)
         self._redone: set[str] = set()  # files urgent work rewrote: the backlog's rows of them are stale
+        self._front: set[str] = set()  # urgent files the dense pass takes next (what they still lack)
         self._exposed_keys: set[str] = set()  # vector keys of rows that may hold a secret (purged at the end)
         self._chars_per_s = 0.0  # the embedding rate seen so far (sizes the slices)
         self._preempted = 0  # rounds of urgent work so far
+        self._commits = 0  # batches committed so far
 
     def _check_stop(self) -> None:
         if self.stop is not None and self.stop.is_set():
@@ -214,7 +221,7 @@ class Indexer:
         started = time.perf_counter()
         self._load_skipped = {}
         self._exposed, self._exposed_keys, self._purge = set(), set(), False
-        self._redone, self._opened_seen = set(), dict(self.opened)  # open now: first in dense_order
+        self._redone, self._front, self._opened_seen = set(), set(), dict(self.opened)  # open now: first
         walked: list[SourceFile] | None = None
         local = self.index_dir if isinstance(self.index_dir, Path) else None
         if paths is not None and local is not None and (not (local / META).is_file() or damage_note(local)):
@@ -241,18 +248,15 @@ class Indexer:
         return stats
 
     # -- the stages of a run --------------------------------------------------------------------
-    def apply(
-        self, store: Store, plan: Plan, stats: IndexStats, dense: bool, only: Collection[str] | None = None
-    ) -> None:
+    def apply(self, store: Store, plan: Plan, stats: IndexStats, dense: bool) -> None:
         """Do ``plan``: delete what went, chunk and commit what changed (the lexical pass), then
-        embed what lacks vectors (the dense pass: every such file, or those of ``only``)."""
+        embed what lacks vectors (the dense pass)."""
         if plan.deleted:
             self._will_purge(store, plan.deleted)
             store.delete_files(plan.deleted)
             self._wrote = True
         progress = Progress(files_total=len(plan.changed))
-        at_once = URGENT_AT_ONCE if self._preempting else 0  # one commit: found by words and by meaning
-        self._lexical_pass(store, plan, stats, progress, embed_up_to=at_once)
+        self._lexical_pass(store, plan, stats, progress, embed_new=self._preempting)  # urgent: words and meaning
         if not (self._preempting and self._lexical_ready):  # urgent work adds to an index of words made already
             store.ensure_lexical_index()
         if not self._preempting:
@@ -261,12 +265,13 @@ class Indexer:
                 store.finish_writes(compact=True)
         if dense:
             self._check_stop()
-            self._dense_pass(store, stats, progress, only)
+            self._dense_pass(store, stats, progress)
 
     def preempt(self, store: Store, stats: IndexStats) -> None:
         """Do the urgent paths (the ``urgent`` callback's, and files opened since the run began)
-        now, through both passes, then return to the backlog. Called between two files and
-        between two slices of a batch; urgent work never pre-empts itself."""
+        now: their rows with the vectors of what changed (``_lexical_pass``); what they still
+        lack goes to the front of the dense backlog. Called between two files and between two
+        slices of a batch; urgent work never pre-empts itself."""
         if self._preempting:
             return
         paths = self._urgent_paths()
@@ -280,7 +285,8 @@ class Indexer:
                 self._expose(store, plan)
                 stats.files_deleted += len(plan.deleted)
                 self._redone.update(plan.deleted, (source.rel for source in plan.changed))
-                self.apply(store, plan, stats, dense=True, only=paths)
+                self.apply(store, plan, stats, dense=False)
+                self._front.update(paths)
                 self._preempted += 1
                 log.debug(
                     "did %d urgent path(s) before the backlog in %.3f s: %s",
@@ -450,10 +456,11 @@ class Indexer:
 
     # -- doing --------------------------------------------------------------------------------
     def _lexical_pass(
-        self, store: Store, plan: Plan, stats: IndexStats, progress: Progress, embed_up_to: int = 0
+        self, store: Store, plan: Plan, stats: IndexStats, progress: Progress, embed_new: bool = False
     ) -> None:
         """Chunk and write the changed files, with cached vectors only (nothing is embedded; but
-        a batch missing at most ``embed_up_to`` vectors, urgent work's, computes them for the same commit)."""
+        urgent work, ``embed_new``, computes the vectors of what it changed for the same commit:
+        ``_embed_now``)."""
         self._report(progress)
         catalog = plan.catalog
         pending: list[tuple[FileRecord, list[Chunk]]] = []
@@ -488,11 +495,11 @@ class Indexer:
             pending_chunks += len(chunks)
             stats.files_changed += 1
             if pending_chunks >= BATCH_CHUNKS:
-                self._flush(store, sizer, pending, stats, progress, embed=False, embed_up_to=embed_up_to)
+                self._flush(store, sizer, pending, stats, progress, embed=False, embed_new=embed_new)
                 pending, pending_chunks = [], 0
         if pending:
             self._check_stop()
-            self._flush(store, self._sizer_for(store), pending, stats, progress, embed=False, embed_up_to=embed_up_to)
+            self._flush(store, self._sizer_for(store), pending, stats, progress, embed=False, embed_new=embed_new)
         self._touch(store, touched, progress)
 
     # shared by the passes of every engine
@@ -539,26 +546,33 @@ class Indexer:
             self._wrote = True
             self._report(progress)
 
-    def _dense_pass(
-        self, store: Store, stats: IndexStats, progress: Progress, only: Collection[str] | None = None
-    ) -> int:
-        """Embed the files whose rows lack vectors (all, or those of ``only``), in ``dense_order``.
-        A file that changed since its lexical pass is left to the next run (its stat no longer
-        matches), or to urgent work."""
-        if only is None:
-            todo = dense_order(list(store.file_catalog(where="dense = false").values()), self.root, self.opened)
-        else:
-            todo = [record for record in store.file_catalog(paths=sorted(set(only))).values() if not record.dense]
-        if not todo:
+    def _dense_pass(self, store: Store, stats: IndexStats, progress: Progress) -> int:
+        """Embed the files whose rows lack vectors, in ``dense_order``, urgent work's first (the
+        front, taken again before each file). A file that changed since its lexical pass is
+        left to the next run (its stat no longer matches), or to urgent work."""
+        queue = deque(dense_order(list(store.file_catalog(where="dense = false").values()), self.root, self.opened))
+        self._redone.clear()  # the records just read are newer than anything urgent work did before
+        if not queue and not self._front:
             return 0
         embedder = self._embedder_for(store)
-        progress.phase, progress.files_total, progress.files_done = "embedding", len(todo), 0
+        progress.phase, progress.files_total, progress.files_done = "embedding", len(queue), 0
         self._report(progress)
         pending: list[tuple[FileRecord, list[Chunk]]] = []
         pending_chunks = 0
-        for record in todo:
+        done = 0
+        while True:
             self._check_stop()
             self.preempt(store, stats)
+            if self._front:
+                pending_chunks = self._take_front(store, queue, pending, progress)
+            if not queue:
+                if not pending:
+                    return done
+                self._flush(store, embedder, pending, stats, progress, embed=True)  # urgent work may add a front
+                pending, pending_chunks = [], 0
+                continue
+            record = queue.popleft()
+            done += 1
             if self._stale(record.path):  # urgent work rewrote it: this record is older than its rows
                 progress.files_done += 1
                 continue
@@ -575,10 +589,25 @@ class Indexer:
             if pending_chunks >= BATCH_CHUNKS:
                 self._flush(store, embedder, pending, stats, progress, embed=True)
                 pending, pending_chunks = [], 0
-        if pending:
-            self._check_stop()
-            self._flush(store, embedder, pending, stats, progress, embed=True)
-        return len(todo)
+
+    def _take_front(
+        self, store: Store, queue: deque[FileRecord], pending: list[tuple[FileRecord, list[Chunk]]], progress: Progress
+    ) -> int:
+        """Put the files urgent work did (or an editor opened) at the head of the dense ``queue``,
+        as the catalog has them now (those still lacking vectors; the queue's and ``pending``'s
+        older views of them go). Returns the chunks left pending."""
+        paths, self._front = self._front, set()
+        fresh = [r for r in store.file_catalog(paths=sorted(paths)).values() if not r.dense]
+        kept = [record for record in queue if record.path not in paths]
+        progress.files_done += len(queue) - len(kept)
+        queue.clear()
+        queue.extend(sorted(fresh, key=lambda r: -self.opened.get(r.path, 0.0)))  # opened last, first
+        queue.extend(kept)
+        progress.files_total += len(fresh)
+        progress.files_done += sum(1 for record, _chunks in pending if record.path in paths)
+        pending[:] = [(record, chunks) for record, chunks in pending if record.path not in paths]
+        self._redone -= paths  # the backlog now holds only their current records
+        return sum(len(chunks) for _record, chunks in pending)
 
     def _source(self, record: FileRecord) -> SourceFile:
         path = disk_file(self.root, record.path)
@@ -594,20 +623,21 @@ class Indexer:
         stats: IndexStats,
         progress: Progress,
         embed: bool,
-        embed_up_to: int = 0,
+        embed_new: bool = False,
     ) -> None:
         """Write the rows of whole files. ``embed``: compute missing vectors (the dense pass);
         else rows without a cached vector are written unembedded (the lexical pass), unless
-        there are at most ``embed_up_to`` of them."""
+        ``embed_new`` (urgent work): those of what it changed (``_embed_now``)."""
         texts = [chunk.embedding_text() for _record, chunks in pending for chunk in chunks]
         keys = sizer.spec.document_keys(texts)
         vectors = store.cached_vectors(keys)
         missing = list({key: i for i, key in enumerate(keys) if key not in vectors}.values())  # each text once
-        embed = embed or 0 < len(missing) <= embed_up_to
-        if missing and embed:
+        stored = store.stored_rows([record.path for record, _chunks in pending]) if embed_new else None
+        now = missing if embed else self._embed_now(stored, keys, texts, missing) if stored is not None else []
+        if now:
             preempted = self._preempted
-            computed = self._embed(store, [texts[i] for i in missing], stats)
-            fresh = {keys[i]: computed[row] for row, i in enumerate(missing)}
+            computed = self._embed(store, [texts[i] for i in now], stats)
+            fresh = {keys[i]: computed[row] for row, i in enumerate(now)}
             if self._preempted != preempted:  # urgent work meanwhile may have cached some of these
                 already = store.cached_vectors(list(fresh))
                 fresh = {key: vector for key, vector in fresh.items() if key not in already}
@@ -616,7 +646,24 @@ class Indexer:
             store.cache_vectors(fresh)  # before the chunk rows: a crash in between loses nothing
             stats.write_seconds += time.perf_counter() - started
             vectors.update(fresh)
-        self._commit(store, pending, keys, vectors, missing, stats, progress, embed)
+        self._commit(store, pending, keys, vectors, missing, stats, progress, embed, len(now), stored)
+
+    def _embed_now(self, stored: StoredRows, keys: list[str], texts: list[str], missing: list[int]) -> list[int]:
+        """Of the ``missing`` vectors of urgent work's batch, those computed for its commit: of the
+        texts its files' rows did not hold before (``stored``: what the edits changed), in file
+        order, about ``URGENT_S`` of work (one at least). The rest wait at the front of the dense
+        backlog."""
+        budget = self._chars_per_s * URGENT_S if self._chars_per_s else FIRST_SLICE_CHARS
+        now: list[int] = []
+        chars = 0
+        for i in sorted(missing):
+            if keys[i] in stored.vkeys:
+                continue
+            if now and chars + len(texts[i]) > budget:
+                break
+            now.append(i)
+            chars += len(texts[i])
+        return now
 
     def _embed(self, store: Store, texts: list[str], stats: IndexStats) -> np.ndarray:
         """The vectors of ``texts``. A run that can be stopped or pre-empted embeds them in slices
@@ -656,9 +703,12 @@ class Indexer:
         stats: IndexStats,
         progress: Progress,
         embed: bool,
+        computed: int,
+        stored: StoredRows | None = None,
     ) -> None:
         """Write the chunk rows and file records of ``pending`` (vectors of ``keys`` where there
-        are some; ``missing``: rows whose vector was not cached before this batch)."""
+        are some; ``missing``: rows whose vector was not cached before this batch, ``computed``
+        of them now; ``embed``: the dense pass; ``stored``: the files' rows, read since the last write)."""
         reused = len(keys) - len(missing)
         zero = np.zeros(store.dimension, dtype=np.float32)
         rows: list[dict[str, Any]] = []
@@ -695,7 +745,10 @@ class Indexer:
             records.append(FileRecord(**{**record.__dict__, "chunks": len(chunks), "dense": dense, "chunk_ids": ids}))
         started = time.perf_counter()
         if records:
-            store.replace_files(records, rows)
+            store.replace_files(records, rows, stored)
+            self._commits += 1
+            if self.urgent is not None and self._commits % COMPACT_SMALL_EVERY == 0:  # fast catalog reads
+                store.compact_small_tables()
         stats.write_seconds += time.perf_counter() - started
         self._wrote = True
         if self._preempting:  # newer than anything the backlog holds of these files
@@ -709,12 +762,11 @@ class Indexer:
             reused = sum(1 for at, row in zip(positions, rows) if row["path"] in resumed and at not in fresh_rows)
         else:
             self._lexical_paths.update(r.path for r, _ in pending)
-        computed_now = len(missing) if embed else 0
-        stats.chunks_embedded += computed_now
+        stats.chunks_embedded += computed
         stats.chunks_reused += reused
         progress.files_done += len(pending)
         progress.chunks_done += 0 if embed else len(rows)
-        progress.chunks_embedded += computed_now
+        progress.chunks_embedded += computed
         progress.chunks_reused += reused
         self._report(progress)
 

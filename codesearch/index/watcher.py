@@ -43,6 +43,9 @@ from codesearch.store import Store
 log = logging.getLogger(__name__)
 
 DEBOUNCE_S = 0.15  # quiet time that ends a burst of events
+# the quiet time after which a running update takes a burst as urgent work: a save's events come
+# within milliseconds, and a burst taken early costs one more small round, not a wrong index
+URGENT_QUIET_S = 0.05
 MAX_WAIT_S = 2.0  # a burst that never goes quiet is still indexed this often
 POLL_INTERVAL_S = 1.0
 COMPACT_EVERY_S = 60.0  # compaction (LanceDB optimize) after an update at most this often
@@ -245,12 +248,13 @@ class Watcher:
             self._changed.set()
 
     def _urgent(self) -> list[str]:
-        """The paths of a burst that has gone quiet (or waited ``max_wait_s``), taken for the
-        running update to do before its backlog; none while the burst goes on. A burst that
-        also asked for a walk leaves that walk to the next update."""
+        """The paths of a burst that has gone quiet (``URGENT_QUIET_S``, or waited ``max_wait_s``),
+        taken for the running update to do before its backlog; none while the burst goes on. A
+        burst that also asked for a walk leaves that walk to the next update."""
         with self._paths_lock:
             now = time.monotonic()
-            if not self._paths or now < min(self._last_event + self.debounce_s, self._first_event + self.max_wait_s):
+            quiet = self._last_event + min(self.debounce_s, URGENT_QUIET_S)
+            if not self._paths or now < min(quiet, self._first_event + self.max_wait_s):
                 return []
             paths = sorted(self._paths)
             self._paths = set()
