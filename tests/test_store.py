@@ -252,3 +252,20 @@ def test_the_counts_a_writer_keeps_match_the_rows_after_any_mix_of_writes(tmp_pa
             chunks_embedded=chunks - unembedded,
             complete=unembedded == 0,
         ), f"step {step}"
+
+
+def test_a_long_lived_reader_finds_a_commit_by_words_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader (the language server's searcher) finds a file by words as soon as the writer has
+    committed it (the meta it writes after each commit brings the reader's view up to date), not
+    when its tables' own consistency clock next looks: a saved file is searchable at once."""
+    from codesearch.store import lance
+
+    monkeypatch.setattr(lance, "READ_CONSISTENCY_S", 3600.0)  # a view that would lag for an hour
+    writer = make_store(tmp_path)
+    add_file(writer, "a.py", [("first_function", "def first_function(): return 1", 1)])
+    writer.finish_writes()
+    reader = Store.open(tmp_path / "index")
+    assert [h.path for h in reader.lexical("first function", 5)] == ["a.py"]
+    add_file(writer, "b.py", [("freshly_saved_helper", "def freshly_saved_helper(): return 2", 2)])
+    assert [h.path for h in reader.lexical("freshly saved helper", 5)] == ["b.py"]
+    assert [h.path for h in reader.dense(vec(2), 1)] == ["b.py"]

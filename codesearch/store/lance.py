@@ -714,9 +714,14 @@ class Store:
         return rows
 
     def lexical(self, text: str, k: int, where: str | None = None) -> list[Hit]:
+        """The ``k`` rows best matching ``text`` by words. A reader's view is first brought up to
+        the writer's last commit when the meta changed (``_live_meta``), as ``dense`` does through
+        ``counts``: a saved file is found by words as soon as its rows are committed, not up to
+        ``READ_CONSISTENCY_S`` later."""
         terms = lexical_terms(text).replace("\n", " ")
         if not terms.strip():  # an empty table (or one not yet indexed for words) finds nothing
             return []
+        self._live_meta()
         query: Any = self.chunks.search(terms, query_type="fts", fts_columns="terms")
         if where:
             query = query.where(where, prefilter=True)
