@@ -269,3 +269,31 @@ def test_a_long_lived_reader_finds_a_commit_by_words_at_once(tmp_path: Path, mon
     add_file(writer, "b.py", [("freshly_saved_helper", "def freshly_saved_helper(): return 2", 2)])
     assert [h.path for h in reader.lexical("freshly saved helper", 5)] == ["b.py"]
     assert [h.path for h in reader.dense(vec(2), 1)] == ["b.py"]
+
+
+def test_a_long_lived_store_renews_its_connection_when_its_caches_grow(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reader and a writer that live for thousands of commits drop the caches of old versions
+    (a new connection) once those grow past the bound, and read and write on as before."""
+    from codesearch.store import lance
+
+    writer = make_store(tmp_path)
+    add_file(writer, "a.py", [("first_function", "def first_function(): return 1", 1)])
+    writer.finish_writes()
+    reader = Store.open(tmp_path / "index")
+    assert reader.lexical("first function", 5)
+    kept = reader._db, writer._db
+    add_file(writer, "b.py", [("second_function", "def second_function(): return 2", 2)])
+    assert reader.lexical("second function", 5)[0].path == "b.py"
+    assert (reader._db, writer._db) == kept, "caches under the bound: the same connections"
+    monkeypatch.setattr(lance, "RENEW_CACHE_MIB", 0)
+    monkeypatch.setattr(lance, "RENEW_MIN_S", 0.0)
+    add_file(writer, "c.py", [("third_function", "def third_function(): return 3", 3)])
+    assert writer._db is not kept[1]
+    assert reader.lexical("third function", 5)[0].path == "c.py"
+    assert reader._db is not kept[0]
+    assert [h.path for h in reader.dense(vec(3), 1)] == ["c.py"]
+    add_file(writer, "a.py", [("renamed_function", "def renamed_function(): return 4", 4)])
+    assert reader.lexical("renamed function", 5)[0].path == "a.py"
+    assert reader.counts()["files"] == 3 and len(reader.file_chunks(["a.py", "b.py", "c.py"])) == 3

@@ -12,9 +12,13 @@ and checks the caches stay within them while one store writes and reads.
 
 from __future__ import annotations
 
+import ctypes
+import platform
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from codesearch.store import FileRecord
 from codesearch.store import lance as store_lance
@@ -84,3 +88,35 @@ def test_one_connection_keeps_bounded_caches_through_many_commits(tmp_path: Path
         store.dense(np.ones(DIM, dtype=np.float32), 5)
     used = max(session.size_bytes for session in sessions)
     assert sessions and used <= 2 * LIMIT_MIB * 2**20 * 1.25, f"{used / 2**20:.1f} MiB cached in one connection"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc", reason="glibc only")
+def test_a_watcher_gives_freed_heap_pages_back(tmp_path: Path) -> None:
+    """What a long-lived watcher does after each compaction: freed C-heap pages that glibc kept
+    (freed blocks pinned below live ones, as native libraries leave them) go back to the system."""
+    from codesearch.index.watcher import release_free_heap
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype = ctypes.c_void_p
+    libc.free.argtypes = [ctypes.c_void_p]
+    blocks = [libc.malloc(2000) for _ in range(60_000)]  # ~120 MiB below the mmap threshold: the heap
+    for block in blocks:
+        ctypes.memset(block, 1, 2000)  # touched: resident
+    kept = blocks[1999::2000]  # a live block every 4 MiB keeps the heap from shrinking by itself
+    for block in blocks:
+        if block not in kept:
+            libc.free(block)
+    try:
+        before = _rss_mib()
+        release_free_heap()
+        assert _rss_mib() < before - 60, "the freed pages stayed resident"
+    finally:
+        for block in kept:
+            libc.free(block)
+
+
+def _rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")

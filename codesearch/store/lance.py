@@ -34,6 +34,7 @@ behind. The cache holds keys and vectors only, never a chunk's text.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -93,7 +94,15 @@ FTS_MEMORY_MIB = 512  # build memory of the full-text index (LanceDB defaults to
 # per watcher update (table metadata), a long index run ~1 MiB per write batch, up to those limits.
 METADATA_CACHE_MIB = 32
 INDEX_CACHE_MIB = 128
+# Within those bounds, a long-lived connection still fills its caches with versions no query
+# reads again (each commit is a new version: a watcher's reader gained ~20 entries, ~0.08 MiB, per
+# update). A Store whose caches hold more than RENEW_CACHE_MIB starts a new connection (empty
+# caches) when its view moves to a new version, at most once per RENEW_MIN_S: its memory stays
+# near what the latest version needs.
+RENEW_CACHE_MIB = 24
+RENEW_MIN_S = 60.0
 REPAIR_HINT = "; run codesearch index to repair it"
+log = logging.getLogger(__name__)
 
 
 def chunk_schema(dimension: int) -> pa.Schema:
@@ -157,7 +166,9 @@ class Store:
         self._unembedded: int | None = None  # a writer's count of rows without vectors (None: count them)
         self._counts_pending = False  # counts not yet in a remote index's meta table
         self._written: set[str] | None = None  # tables this writer created: the paths it wrote to them
-        self._db = _connect(directory)
+        self._session = _session()
+        self._db = _connect(directory, self._session)
+        self._connected = time.monotonic()
         self.dimension = int(meta["dimension"])
         names = set(self._db.list_tables().tables)
         missing = [name for name in TABLES if name not in names]
@@ -539,6 +550,7 @@ class Store:
             self._counts_pending = True
         else:
             self.write_meta(**{DENSE_COMPLETE: self._unembedded == 0})
+        self._renew()  # a long run's connection drops the caches of the versions it wrote
 
     def counts(self) -> dict[str, Any]:
         """What readers show and decide on, from the meta the writer keeps (no row is counted):
@@ -580,10 +592,26 @@ class Store:
         return self._live
 
     def _read_live(self, meta: dict[str, Any]) -> None:
-        if meta != self._live:
-            self.chunks.checkout_latest()  # first: a failure keeps the old meta, and the view it matches
+        if meta != self._live and not self._renew():  # first: a failure keeps the old meta, and its view
+            self.chunks.checkout_latest()
             self.files.checkout_latest()
         self._live = meta
+
+    def _renew(self) -> bool:
+        """Start a new connection, its tables at their latest versions, when this one's caches
+        grew past ``RENEW_CACHE_MIB`` (versions no query reads again) and it is ``RENEW_MIN_S``
+        old: the old caches go with the old connection. Called only where the view may move to
+        the latest commit (a reader's changed meta; a writer after its commit). Queries running
+        on the old tables finish on them."""
+        now = time.monotonic()
+        if self._session.size_bytes <= RENEW_CACHE_MIB << 20 or now - self._connected < RENEW_MIN_S:
+            return False
+        session = _session()
+        db = _connect(self.directory, session)
+        self.chunks, self.files, self.vectors = (db.open_table(name) for name in TABLES)
+        self._session, self._db, self._connected = session, db, now
+        log.debug("renewed the connection to %s (its caches held old versions)", self.directory)
+        return True
 
     def ensure_lexical_index(self) -> None:
         """Create the full-text index once; rows added later are searched before it is optimised."""
@@ -747,12 +775,17 @@ def _one_line(exc: BaseException, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _connect(directory: IndexDir) -> Any:
-    # a long-lived reader (the language server, a watcher's searcher) sees new commits this soon
-    consistency = timedelta(seconds=READ_CONSISTENCY_S)
-    session = lancedb.Session(  # bounded caches (a new session each: a rebuilt table's versions start again at 1)
+def _session() -> Any:
+    """Bounded caches for one connection (a new session each: a rebuilt table's versions start again at 1)."""
+    return lancedb.Session(
         index_cache_size_bytes=INDEX_CACHE_MIB << 20, metadata_cache_size_bytes=METADATA_CACHE_MIB << 20
     )
+
+
+def _connect(directory: IndexDir, session: Any = None) -> Any:
+    # a long-lived reader (the language server, a watcher's searcher) sees new commits this soon
+    consistency = timedelta(seconds=READ_CONSISTENCY_S)
+    session = session or _session()
     if isinstance(directory, Remote):
         options = dict(directory.storage_options) or None
         return lancedb.connect(
