@@ -24,6 +24,7 @@ import numpy as np
 from codesearch.embedding import Embedder, load_embedder, moved_model, resolve_model
 from codesearch.errors import IndexCorruptError, ModelMismatchError, UnknownModelError, UsageError
 from codesearch.files.languages import CODE_EXTENSIONS, TEXT_EXTENSIONS, TEXT_FILENAMES
+from codesearch.foreground import foreground
 from codesearch.store import Hit, IndexDir, escape_glob, fuse, glob_filter, mark_damaged, sql_in, under_filter
 
 log = logging.getLogger(__name__)
@@ -206,6 +207,7 @@ class Searcher:
         counts = self.store.counts()
         return counts["chunks_embedded"] / counts["chunks"] if counts["chunks"] else 1.0
 
+    @foreground
     def search(
         self,
         query: str,
@@ -243,6 +245,7 @@ class Searcher:
                 return self._results(merged[:k])
             keep *= MERGE_FETCH  # one long definition took most candidates: rank deeper
 
+    @foreground
     def similar(
         self,
         code: str,
@@ -270,6 +273,7 @@ class Searcher:
         return self._results((hits if pieces else self._merge(hits))[:k])
 
     # -- the stages of a hybrid query, for a front end that ranks several indexes on one scale ----------
+    @foreground
     def candidates(
         self,
         text: str,
@@ -303,6 +307,7 @@ class Searcher:
         with self._reading():
             return [self.store.dense(vector, depth, where), self.store.lexical(text, depth, where)]
 
+    @foreground
     def best_definitions(self, fused: list[Hit], k: int) -> list[SearchResult]:
         """The last stage of a hybrid :meth:`search`: the best ``k`` definitions of ``fused`` (this
         index's fused candidates, best first), the pieces of each merged into one result."""
@@ -314,6 +319,7 @@ class Searcher:
                 return self._results(merged[:k])
             keep *= MERGE_FETCH  # one long definition took most candidates: look deeper
 
+    @foreground
     def best_similar(self, fused: list[Hit], k: int, exclude: tuple[str, int, int] | None = None) -> list[SearchResult]:
         """The last stage of :meth:`similar` (``fused``: from :meth:`candidates` with ``k + 3``)."""
         hits = fused[: MERGE_FETCH * (k + 3)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,8 @@ import pytest
 from test_stopping import until, write_tree
 from test_watch import assert_index_matches_disk
 
-from codesearch import Indexer, Searcher
+from codesearch import Indexer, Searcher, foreground
+from codesearch.foreground import querying
 from codesearch.index.runs import Progress
 from codesearch.index.watcher import Watcher
 from codesearch.store import Store
@@ -156,3 +158,27 @@ def test_a_saved_file_missing_many_vectors_gets_the_edits_at_once_and_the_rest_a
     assert stats.chunks_embedded == Store.open(index_dir).count_chunks(), "every vector computed once"
     assert all(record.dense for record in Store.open(index_dir).file_catalog().values())
     assert_index_matches_disk(root, index_dir, embedder, tmp_path)
+
+
+def test_the_backlog_waits_while_a_query_is_in_flight(
+    tmp_path: Path,
+    embedder,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A search in flight in the server's process holds the dense backlog between two slices (it
+    does not share the cores with the model), and the pass resumes once the search ends."""
+    monkeypatch.setattr(foreground, "MAX_HOLD_S", 60.0)  # the bound is the unit tests' concern
+    root, index_dir = tmp_path / "ws", tmp_path / "index"
+    write_tree(root, FILES)
+    run = FirstPass(root, index_dir, embedder)
+    try:
+        until(run.embedding, 300, "the first dense pass")
+        with querying():
+            time.sleep(1.5)  # the slice under way ends (and its batch, when it was the last slice)
+            held = run.backlog()
+            time.sleep(3.0)  # a few batches' work on a free machine
+            assert run.backlog() == held > 0, "no batch committed while a query was in flight"
+        run.finish()
+    finally:
+        run.watcher.stop()
+    assert run.backlog() == 0

@@ -61,6 +61,7 @@ from codesearch.embedding import Embedder, TokenSizer, load_embedder, load_token
 from codesearch.errors import ModelMismatchError, StorageFullError, UsageError
 from codesearch.files import SkipStats, SourceFile, check_path, load, walk
 from codesearch.files.names import disk_file
+from codesearch.foreground import yield_to_queries
 from codesearch.index.priority import dense_order
 from codesearch.index.repair import open_or_empty, stored_model
 from codesearch.index.runs import LOCK_FILE, IndexStats, Progress, ProgressFile, writer_lock
@@ -563,6 +564,7 @@ class Indexer:
         while True:
             self._check_stop()
             self.preempt(store, stats)
+            yield_to_queries()  # reading and chunking the next file takes the CPU (and the GIL) too
             if self._front:
                 pending_chunks = self._take_front(store, queue, pending, progress)
             if not queue:
@@ -668,7 +670,8 @@ class Indexer:
     def _embed(self, store: Store, texts: list[str], stats: IndexStats) -> np.ndarray:
         """The vectors of ``texts``. A run that can be stopped or pre-empted embeds them in slices
         of about ``SLICE_S`` of work (longest first, so a slice pads little) and, between two
-        slices, stops or does urgent work; a plain run embeds them at once."""
+        slices, stops or does urgent work, and lets a query in flight in this process go first
+        (:func:`~codesearch.foreground.yield_to_queries`); a plain run embeds them at once."""
         embedder = self._embedder_for(store)
         if self.stop is None and self.urgent is None:
             return embedder.embed_documents(texts)
@@ -679,6 +682,8 @@ class Indexer:
             if done:
                 self._check_stop()
                 self.preempt(store, stats)
+            if not self._preempting:  # the backlog: a query in flight in this process goes first
+                yield_to_queries()
             budget = self._chars_per_s * SLICE_S if self._chars_per_s else FIRST_SLICE_CHARS
             end, chars = done + 1, len(texts[order[done]])
             while end < len(order) and chars + len(texts[order[end]]) <= budget:
