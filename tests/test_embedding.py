@@ -3,6 +3,9 @@ counted truncation, model resolution errors, and a local ModernBERT checkpoint f
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -119,3 +122,15 @@ def test_architecture_without_sdpa_falls_back_to_eager(tmp_path: Path) -> None:
     assert model.dimension == 32
     vectors = model.embed_documents(CODE)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+
+
+@pytest.mark.parametrize(("preset", "expected"), [(None, "64"), ("256", "256")])
+def test_the_kernel_cache_of_a_long_lived_embedder_is_bounded(preset: str | None, expected: str) -> None:
+    """oneDNN keeps one compiled kernel per input shape (1024 by default): a watcher embedding texts
+    of every length grew by hundreds of MiB. Loading the embedder bounds it, unless the user chose."""
+    env = {k: v for k, v in os.environ.items() if k != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    if preset is not None:
+        env["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] = preset
+    code = "import os, codesearch.embedding.transformer; print(os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == expected
