@@ -165,3 +165,12 @@ def tiny_modernbert(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         local_attention=16,
     )
     yield folder
+
+
+def chunk_row(path: str, i: int, vector: Any, embedded: bool = True, **fields: Any) -> dict[str, Any]:
+    """A chunk table row for the store's tests: line ``i + 1`` of ``path``, a function ``s{i}``;
+    ``fields`` replace any column."""
+    row: dict[str, Any] = {"id": f"{path}:{i}", "vkey": f"{path}:{i}", "path": path, "start_line": i + 1}
+    row.update(end_line=i + 1, symbol=f"s{i}", kind="function", language="python", text="x", terms="x")
+    row.update(file_hash="h", embedded=embedded, vector=vector)
+    return {**row, **fields}

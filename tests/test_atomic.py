@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import chunk_row
 from test_stopping import write_tree
 
 from codesearch import Indexer
@@ -69,20 +70,16 @@ def indexes(tmp_path_factory: pytest.TempPathFactory, tiny_modernbert: Path) -> 
 
 def made_rows(path: str, count: int, vector: np.ndarray, embedded: bool) -> list[dict[str, Any]]:
     return [
-        dict(
+        chunk_row(
+            path,
+            i,
+            vector,
+            embedded,
             id=f"{path}-{i}-{embedded}",
             vkey=f"{path}-{i}-{embedded}",
-            path=path,
-            start_line=i + 1,
-            end_line=i + 1,
             symbol=f"stale_{i}",
-            kind="function",
-            language="python",
             text=f"def stale_{i}(): pass",
             terms=lexical_terms(f"stale_{i}"),
-            file_hash="h",
-            embedded=embedded,
-            vector=vector,
         )
         for i in range(count)
     ]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import chunk_row
 
 from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError, UsageError
 from codesearch.store import FileRecord, Hit, Store, fuse, glob_filter, lexical_terms, split_identifier, sql_str
@@ -225,24 +226,12 @@ def test_the_counts_a_writer_keeps_match_the_rows_after_any_mix_of_writes(tmp_pa
         else:
             n = rng.randrange(0, 5)
             keep = rng.random() < 0.5  # the same ids as a file's earlier rows (an upsert), else new ones
-            rows = [
-                dict(
-                    id=f"{path}:{i}:{0 if keep else step}",
-                    vkey=f"{path}:{i}:{step}",
-                    path=path,
-                    start_line=i + 1,
-                    end_line=i + 1,
-                    symbol=f"s{i}",
-                    kind="function",
-                    language="python",
-                    text="x",
-                    terms="x",
-                    file_hash=str(step),
-                    embedded=(embedded := rng.random() < 0.5),
-                    vector=vec(i) if embedded else np.zeros(DIM, np.float32),
-                )
-                for i in range(n)
-            ]
+            rows = []
+            for i in range(n):
+                embedded = rng.random() < 0.5
+                vector = vec(i) if embedded else np.zeros(DIM, np.float32)
+                row_id, vkey = f"{path}:{i}:{0 if keep else step}", f"{path}:{i}:{step}"
+                rows.append(chunk_row(path, i, vector, embedded, id=row_id, vkey=vkey, file_hash=str(step)))
             store.replace_files([FileRecord(path, n, step, str(step), "python", n, dense=False)], rows)
         chunks, unembedded = store.chunks.count_rows(), store.chunks.count_rows("embedded = false")
         counts = Store.open(tmp_path / "index").counts()
