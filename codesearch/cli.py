@@ -33,8 +33,10 @@ from codesearch.store.layout import IndexDir, Remote, index_location
 
 if TYPE_CHECKING:
     from codesearch.index import IndexStats
+    from codesearch.search import Searchers
 
 log = logging.getLogger("codesearch")
+searchers: Searchers | None = None  # a long-lived process keeps its searchers here (codesearch.daemon)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -423,7 +425,10 @@ def cmd_search(args: argparse.Namespace, err: Console) -> int:
 
     index_dir = _search_index(args)
     languages = [lang.strip() for item in args.lang for lang in item.split(",") if lang.strip()]
-    searcher = Searcher(index_dir, model=args.model, device=args.device, dtype=args.dtype)
+    if searchers is not None:
+        searcher = searchers.get(index_dir, model=args.model, device=args.device, dtype=args.dtype)
+    else:
+        searcher = Searcher(index_dir, model=args.model, device=args.device, dtype=args.dtype)
     root = str(searcher.store.meta.get("root") or "")
     running = read_progress(index_dir)  # before the query: its results are at least this far along
     results = searcher.search(

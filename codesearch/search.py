@@ -14,6 +14,7 @@ import logging
 import textwrap
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
@@ -25,7 +26,17 @@ from codesearch.embedding import Embedder, load_embedder, moved_model, resolve_m
 from codesearch.errors import IndexCorruptError, ModelMismatchError, UnknownModelError, UsageError
 from codesearch.files.languages import CODE_EXTENSIONS, TEXT_EXTENSIONS, TEXT_FILENAMES
 from codesearch.foreground import foreground
-from codesearch.store import Hit, IndexDir, escape_glob, fuse, glob_filter, mark_damaged, sql_in, under_filter
+from codesearch.store import (
+    Hit,
+    IndexDir,
+    escape_glob,
+    fuse,
+    glob_filter,
+    mark_damaged,
+    read_meta,
+    sql_in,
+    under_filter,
+)
 
 log = logging.getLogger(__name__)
 
@@ -431,6 +442,55 @@ class Searcher:
             if found:
                 return literal
         return glob_filter(path_glob)
+
+
+class Searchers:
+    """The searchers a long-lived process keeps open (the query service): one per index and
+    query options, at most ``keep`` (the least recently used goes), and one query model per model
+    name and options, shared by them. An index re-created since its searcher opened (``--rebuild``:
+    its meta names another creation or model) gets a new searcher."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self._open: OrderedDict[tuple[str, str | None, str | None, str | None], tuple[Any, Searcher]] = OrderedDict()
+        self._models: dict[tuple[str, str | None, str | None], Embedder] = {}
+        self._keep = keep
+        self._lock = threading.Lock()
+        self._loading = threading.Lock()
+
+    def get(
+        self, index_dir: IndexDir, *, model: str | None = None, device: str | None = None, dtype: str | None = None
+    ) -> Searcher:
+        key = (str(index_dir), model, device, dtype)
+        made = _made(index_dir)
+        with self._lock:
+            kept = self._open.pop(key, None)
+            if kept is not None and made is not None and kept[0] == made:
+                self._open[key] = kept
+                return kept[1]
+        searcher = Searcher(
+            index_dir, model=model, load=lambda name: self._model(name, device, dtype), device=device, dtype=dtype
+        )
+        with self._lock:
+            self._open[key] = (made, searcher)
+            while len(self._open) > self._keep:
+                self._open.popitem(last=False)
+        return searcher
+
+    def _model(self, name: str, device: str | None, dtype: str | None) -> Embedder:
+        with self._loading:
+            key = (name, device, dtype)
+            if key not in self._models:
+                self._models[key] = load_embedder(name, device=device, dtype=dtype)
+            return self._models[key]
+
+
+def _made(index_dir: IndexDir) -> tuple[Any, ...] | None:
+    """What tells one creation of a local index from another (``None``: cannot tell, reopen)."""
+    try:
+        meta = read_meta(index_dir)  # a Remote raises OSError: reopened each time
+    except (OSError, ValueError):
+        return None
+    return meta.get("created"), meta.get("model_id"), meta.get("format"), meta.get("dimension")
 
 
 def index_status(index_dir: IndexDir) -> dict[str, Any]:

@@ -21,6 +21,9 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 # ``--model auto`` looks for ModernBERT weights on the machine: the tests see none unless they put some there
 os.environ["HF_HUB_CACHE"] = tempfile.mkdtemp(prefix="codesearch-test-hf-")
 os.environ.pop("CODESEARCH_MODELS", None)
+# the installed command runs each search in its own process here; tests/test_query_service.py
+# turns the per-user query service on, in a runtime folder of its own, and stops it
+os.environ["CODESEARCH_SERVICE"] = "off"
 
 from samples import SAMPLES
 

@@ -131,7 +131,7 @@ def test_the_distribution_is_ours_and_every_install_line_names_it() -> None:
     name = normalize(PROJECT["name"])
     # "codesearch" on PyPI is another project: `pip install codesearch` gets someone else's software
     assert name != "codesearch"
-    assert PROJECT["scripts"]["codesearch"] == "codesearch.cli:main"  # the command keeps its name
+    assert PROJECT["scripts"]["codesearch"] == "codesearch.launch:main"  # the command keeps its name
     # an extra that names the project itself (dev pulls in distributed) must use the project's name,
     # or pip fetches the other project from PyPI
     for extra, requirements in PROJECT["optional-dependencies"].items():
