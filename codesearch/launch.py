@@ -144,6 +144,27 @@ def service_dir() -> str | None:
     return folder
 
 
+def running_services(folder: str | None = None) -> list[int]:
+    """The pids of the services running in ``folder`` (default: this user's :func:`service_dir`):
+    those whose lock beside their socket is held (each writes its pid there)."""
+    import fcntl
+
+    where = folder or service_dir()
+    if where is None or not os.path.isdir(where):
+        return []
+    pids = []
+    for name in sorted(os.listdir(where)):
+        if not name.endswith(".lock"):
+            continue
+        with open(os.path.join(where, name), encoding="utf-8") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:  # held: its service runs
+                text = lock.read().strip()
+                pids += [int(text)] if text.isdigit() else []
+    return pids
+
+
 def socket_path() -> str | None:
     folder = service_dir()
     return None if folder is None else os.path.join(folder, f"query-{service_key()[:20]}.sock")
