@@ -33,6 +33,7 @@ import threading
 import time
 from typing import IO, Any
 
+from codesearch.heap import bound_heap
 from codesearch.launch import REQUEST_ENV, receive, send
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     if lock is None:  # another service holds this socket
         return 0
     server = _listen(path)
+    bound_heap()  # it lives for many queries (codesearch.heap)
     from codesearch import cli
     from codesearch.search import Searchers
     from codesearch.store import lance  # noqa: F401  (lancedb and pyarrow: imported once, here)

@@ -96,7 +96,7 @@ def test_one_connection_keeps_bounded_caches_through_many_commits(tmp_path: Path
 def test_a_watcher_gives_freed_heap_pages_back(tmp_path: Path) -> None:
     """What a long-lived watcher does after each compaction: freed C-heap pages that glibc kept
     (freed blocks pinned below live ones, as native libraries leave them) go back to the system."""
-    from codesearch.index.watcher import release_free_heap
+    from codesearch.heap import release_free_heap
 
     libc = ctypes.CDLL("libc.so.6")
     libc.malloc.restype = ctypes.c_void_p

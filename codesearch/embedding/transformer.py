@@ -44,6 +44,7 @@ from transformers.utils import logging as hf_logging
 
 from codesearch.embedding.models import ModelSpec, hub_offline
 from codesearch.errors import UnknownModelError, UsageError
+from codesearch.heap import roomy_heap
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +259,7 @@ class TransformerEmbedder:
             enabled=self.dtype == "bfloat16" and not self.device.startswith("cuda"),
         )
         forward = self._forward_packed if self.packing else self._forward_padded
-        with torch.inference_mode(), autocast:
+        with torch.inference_mode(), autocast, roomy_heap():  # activations reuse heap pages (codesearch.heap)
             for batch in token_budget_batches(order, [len(r) for r in ids], self.batch_tokens, padded=not self.packing):
                 out[batch] = forward([ids[i] for i in batch])
         return out

@@ -19,12 +19,10 @@ When the OS watch limit is exhausted it falls back to polling and says so.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import errno
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -37,6 +35,7 @@ from codesearch.embedding import Embedder
 from codesearch.errors import CodesearchError
 from codesearch.files.names import stored_path
 from codesearch.files.walk import Folders
+from codesearch.heap import bound_heap, release_free_heap
 from codesearch.index import observers
 from codesearch.index.indexer import Indexer, IndexStats, IndexStopped, Progress, writer_lock
 from codesearch.options import IndexOptions
@@ -56,18 +55,6 @@ MAX_PATHS = 256  # a bigger burst is planned by walking the tree
 # virtualenv): walk the tree, and watch the folders kept now
 _WIDE_NAMES = frozenset({".gitignore", ".codesearchignore", "pyvenv.cfg"})
 _WIDE_PATHS = frozenset({".git/HEAD", ".git/info/exclude"})
-
-
-def release_free_heap() -> None:
-    """Give the free pages of the C heap back to the system (glibc's ``malloc_trim``), as a
-    long-lived watcher does after each compaction: the native libraries under an update (LanceDB's
-    threads, torch) free most of what it allocated, but glibc keeps those pages in its arenas, so
-    RSS climbed through thousands of updates though live memory did not. Elsewhere (musl, macOS)
-    nothing happens."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):  # not glibc
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 class _Events(FileSystemEventHandler):
@@ -171,6 +158,7 @@ class Watcher:
         :meth:`stop` from another thread meanwhile ends it with :class:`IndexStopped`."""
         if self._stopping.is_set():
             raise IndexStopped(f"watching {self.root} stopped")
+        bound_heap()  # this process runs for hours: its heap must not fragment (codesearch.heap)
         lock = writer_lock(self.index_dir)
         lock.__enter__()
         self._lock = lock
