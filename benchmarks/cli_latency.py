@@ -104,7 +104,7 @@ def main() -> None:
     stats = json.loads(indexed.stdout)
     print(f"tree: {label}: {stats['files']} files, {stats['chunks']} chunks", flush=True)
 
-    rows, identical, worst = [], True, {}
+    rows, identical, worst, service_rss = [], True, {}, {}
     for name, make in COMMANDS.items():
         here = [call([exe, *make(i)], off, tree) for i in range(args.runs)]
         stop_services(run)  # the first call starts the service
@@ -119,8 +119,7 @@ def main() -> None:
             f"{TARGETS[name]:.1f} s | {'met' if worst[name] < TARGETS[name] else 'NOT met'} |"
         )
         print(rows[-1], flush=True)
-    pids = running_services(str(run / "codesearch"))
-    service_rss = rss_mib(pids[0]) if pids else 0.0
+        service_rss[name] = sum(rss_mib(pid) for pid in running_services(str(run / "codesearch")))
     stop_services(run)
 
     table = [
@@ -131,7 +130,9 @@ def main() -> None:
     ]
     summary = (
         f"Output through the service identical to the command's own process: {'yes' if identical else 'NO'}. "
-        f"Service RSS after the runs: {service_rss:.0f} MiB (it exits after 10 idle minutes)."
+        "Service RSS after each command's calls (it exits after 10 idle minutes): "
+        + ", ".join(f"{name} {rss:.0f} MiB" for name, rss in service_rss.items())
+        + "."
     )
     print("\n".join(table), summary, sep="\n", flush=True)
     if not args.no_record:
