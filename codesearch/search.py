@@ -447,12 +447,13 @@ class Searcher:
 class Searchers:
     """The searchers a long-lived process keeps open (the query service): one per index and
     query options, at most ``keep`` (the least recently used goes), and one query model per model
-    name and options, shared by them. An index re-created since its searcher opened (``--rebuild``:
-    its meta names another creation or model) gets a new searcher."""
+    name, options and weights, shared by them. An index re-created since its searcher opened
+    (``--rebuild``: its meta names another creation or model) or re-embedded with changed weights
+    (a checkpoint retrained in place: another cache key) gets a new searcher, and a new model."""
 
     def __init__(self, keep: int = 8) -> None:
         self._open: OrderedDict[tuple[str, str | None, str | None, str | None], tuple[Any, Searcher]] = OrderedDict()
-        self._models: dict[tuple[str, str | None, str | None], Embedder] = {}
+        self._models: dict[tuple[str, str | None, str | None, Any], Embedder] = {}
         self._keep = keep
         self._lock = threading.Lock()
         self._loading = threading.Lock()
@@ -467,18 +468,21 @@ class Searchers:
             if kept is not None and made is not None and kept[0] == made:
                 self._open[key] = kept
                 return kept[1]
-        searcher = Searcher(
-            index_dir, model=model, load=lambda name: self._model(name, device, dtype), device=device, dtype=dtype
-        )
+        weights = made[-1] if made else None  # a checkpoint retrained in place: another cache key, another model
+
+        def load(name: str) -> Embedder:
+            return self._model(name, device, dtype, weights)
+
+        searcher = Searcher(index_dir, model=model, load=load, device=device, dtype=dtype)
         with self._lock:
             self._open[key] = (made, searcher)
             while len(self._open) > self._keep:
                 self._open.popitem(last=False)
         return searcher
 
-    def _model(self, name: str, device: str | None, dtype: str | None) -> Embedder:
+    def _model(self, name: str, device: str | None, dtype: str | None, weights: Any) -> Embedder:
         with self._loading:
-            key = (name, device, dtype)
+            key = (name, device, dtype, weights)
             if key not in self._models:
                 self._models[key] = load_embedder(name, device=device, dtype=dtype)
             return self._models[key]
@@ -490,7 +494,7 @@ def _made(index_dir: IndexDir) -> tuple[Any, ...] | None:
         meta = read_meta(index_dir)  # a Remote raises OSError: reopened each time
     except (OSError, ValueError):
         return None
-    return meta.get("created"), meta.get("model_id"), meta.get("format"), meta.get("dimension")
+    return meta.get("created"), meta.get("model_id"), meta.get("format"), meta.get("dimension"), meta.get("cache_key")
 
 
 def index_status(index_dir: IndexDir) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -248,3 +249,42 @@ def test_an_idle_service_exits_and_removes_its_socket(world: dict[str, Path], tm
     assert not list((run / "codesearch").glob("*.sock"))
     log = next((run / "codesearch").glob("*.log")).read_text()
     assert "exiting" in log and "Traceback" not in log
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_another_user_is_never_answered(world: dict[str, Path]) -> None:
+    run = Path(tempfile.mkdtemp(prefix="codesearch-run-"))  # not under pytest's folder, which others cannot enter
+    paths = dict(world, run=run)
+    try:
+        assert forwarded(paths, "status", cwd=world["root"]).returncode == 0  # its service runs
+        folder = run / "codesearch"
+        path = next(folder.glob("*.sock"))
+        probe = (
+            "import os, socket, sys\n"
+            "from codesearch.launch import receive, send\n"
+            "os.setgid(65534); os.setuid(65534)\n"
+            "conn = socket.socket(socket.AF_UNIX)\n"
+            "try:\n"
+            "    conn.connect(sys.argv[1])\n"
+            "except PermissionError:\n"
+            "    sys.exit(3)\n"
+            "send(conn, {'key': sys.argv[2], 'argv': ['status'], 'cwd': '/', 'tty': [False, False], 'env': {}})\n"
+            "try:\n"
+            "    print(receive(conn))\n"
+            "except (ValueError, ConnectionResetError):  # it hung up\n"
+            "    sys.exit(4)\n"
+        )
+
+        def as_nobody() -> int:
+            done = subprocess.run([sys.executable, "-c", probe, str(path), "any"], capture_output=True, text=True)
+            assert done.returncode in (3, 4), done.stderr
+            return done.returncode
+
+        assert as_nobody() == 3  # the folder (0700) and the socket (0600) keep another user out
+        for opened in (run, folder, path):  # opened up by mistake: the service checks who asks, and hangs up
+            opened.chmod(0o777)
+        assert as_nobody() == 4
+    finally:
+        for pid in services(run):
+            os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(run, ignore_errors=True)
