@@ -43,6 +43,7 @@ FORWARDED = ("search", "status")
 OFF = ("0", "off", "no", "false")
 START_S = 60.0  # how long a first call waits for the service it started to accept
 REPLY_S = 600.0  # how long a call waits for an answer before running the command here
+MAX_SOCKET_PATH = 103  # bytes: a Unix socket's path is at most 107 on Linux, 103 on macOS
 # the environment a query depends on (the service inherits its starter's; the key names it)
 KEY_ENV = ("CODESEARCH_", "HF_", "TRANSFORMERS_", "TOKENIZERS_", "LANCEDB_", "OMP_", "MKL_", "TORCH", "PYTHON", "XDG_")
 KEY_ENV_NAMES = ("HOME", "LD_LIBRARY_PATH", "LD_PRELOAD")
@@ -81,8 +82,9 @@ def forward(argv: list[str]) -> int | None:
     key = request["key"]
     try:
         conn = _connect(where)
-        if conn is None and _start(where, key):
-            conn = _connect(where, wait_s=START_S)
+        if conn is None:
+            started = _start(where, key)
+            conn = None if started is None else _connect(where, wait_s=START_S, started=started)
         if conn is None:
             return None
         with conn:
@@ -127,13 +129,16 @@ def forwarded(argv: list[str]) -> bool:
 
 
 def service_dir() -> str | None:
-    """The user's folder of service sockets (created, mode 0700), or ``None`` when there is no
-    private one (another user owns it, or others may enter it)."""
+    """The user's folder of service sockets (created, mode 0700): in ``$XDG_RUNTIME_DIR``, else
+    (or when a socket's path there would pass the system's limit) in the temporary folder. ``None``
+    when there is no private one (another user owns it, or others may enter it)."""
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
-    if runtime and os.path.isdir(runtime):
-        folder = os.path.join(runtime, "codesearch")
-    else:
-        folder = os.path.join(os.environ.get("TMPDIR") or "/tmp", f"codesearch-{os.getuid()}")
+    folders = [os.path.join(runtime, "codesearch")] if runtime and os.path.isdir(runtime) else []
+    folders += [os.path.join(base, f"codesearch-{os.getuid()}") for base in (os.environ.get("TMPDIR"), "/tmp") if base]
+    fits = [f for f in folders if len(os.fsencode(f)) + 1 + len(f"query-{'0' * 20}.sock") <= MAX_SOCKET_PATH]
+    if not fits:
+        return None
+    folder = fits[0]
     try:
         os.makedirs(folder, mode=0o700, exist_ok=True)
         info = os.lstat(folder)
@@ -219,7 +224,10 @@ def _isatty(stream: Any) -> bool:
         return False
 
 
-def _connect(path: str, wait_s: float = 0.0) -> socket.socket | None:
+def _connect(path: str, wait_s: float = 0.0, started: Any = None) -> socket.socket | None:
+    """A connection to the service at ``path``, waiting up to ``wait_s`` for the one ``started``
+    (a process) to listen; ``None`` at once when that one failed (one that found another service
+    starting exits 0: the wait goes on for that one)."""
     deadline = time.monotonic() + wait_s
     while True:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -228,19 +236,20 @@ def _connect(path: str, wait_s: float = 0.0) -> socket.socket | None:
             return conn
         except OSError:
             conn.close()
-            if time.monotonic() >= deadline:
+            if time.monotonic() >= deadline or (started is not None and started.poll() not in (None, 0)):
                 return None
             time.sleep(0.02)
 
 
-def _start(path: str, key: str) -> bool:
+def _start(path: str, key: str) -> Any:
     """Start the service for ``path`` in the background (its own session, its log beside the
-    socket); a second one started at the same moment finds the first and exits."""
+    socket): the process, or ``None`` when it could not be started. A second one started at the
+    same moment finds the first and exits (code 0)."""
     import subprocess
 
     try:
         with open(path[: -len(".sock")] + ".log", "ab") as log:
-            subprocess.Popen(
+            return subprocess.Popen(
                 [sys.executable, "-m", "codesearch.daemon", path, key],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -250,8 +259,7 @@ def _start(path: str, key: str) -> bool:
                 close_fds=True,
             )
     except OSError:
-        return False
-    return True
+        return None
 
 
 def send(conn: socket.socket, message: dict[str, Any]) -> None:

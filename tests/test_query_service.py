@@ -6,6 +6,7 @@ sees each commit, reopens a rebuilt index, answers concurrent callers, and exits
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -35,8 +36,8 @@ CLIENT = (
 
 
 def services(run: Path) -> list[int]:
-    """The pids of the services running in the runtime folder ``run``."""
-    return running_services(str(run / "codesearch"))
+    """The pids of the services running in the runtime (or temporary) folder ``run``."""
+    return [pid for sub in ("codesearch", f"codesearch-{os.getuid()}") for pid in running_services(str(run / sub))]
 
 
 def socket_of(paths: dict[str, Path]) -> str:
@@ -48,6 +49,25 @@ def socket_of(paths: dict[str, Path]) -> str:
     return found.stdout.strip()
 
 
+@contextlib.contextmanager
+def runtime_folder() -> Iterator[Path]:
+    """A private runtime folder (0700) with a short path (a socket's path has a limit, and pytest's
+    folders can be long); its services are stopped after."""
+    run = Path(tempfile.mkdtemp(prefix="cs-run-", dir="/tmp"))
+    try:
+        yield run
+    finally:
+        for pid in services(run):
+            os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(run, ignore_errors=True)
+
+
+@pytest.fixture()
+def run() -> Iterator[Path]:
+    with runtime_folder() as folder:
+        yield folder
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
     """An indexed tree, a private runtime folder for the service, and the service stopped after."""
@@ -55,19 +75,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]
     root = base / "the [odd] project's tree"
     write_samples(root)
     (root / "lib" / "notes.py").write_text('def settle_the_ledger(book):\n    """Close the books."""\n')
-    home, run, elsewhere = base / "home", base / "run", base / "not indexed"
-    run.mkdir(mode=0o700)
+    home, elsewhere = base / "home", base / "not indexed"
     elsewhere.mkdir()
-    paths = dict(root=root, home=home, run=run, elsewhere=elsewhere)
-    done = cli(paths, "index", str(root), service=False)
-    assert done.returncode == 0, done.stderr
-    yield paths
-    for pid in services(run):
-        os.kill(pid, signal.SIGTERM)
+    with runtime_folder() as run:
+        paths = dict(root=root, home=home, run=run, elsewhere=elsewhere)
+        done = cli(paths, "index", str(root), service=False)
+        assert done.returncode == 0, done.stderr
+        yield paths
 
 
 def environment(paths: dict[str, Path], service: bool, **extra: str) -> dict[str, str]:
     env = {**os.environ, "CODESEARCH_HOME": str(paths["home"]), "XDG_RUNTIME_DIR": str(paths["run"])}
+    env["TMPDIR"] = str(paths["run"])  # where a service goes when the runtime folder's path is too long
     env.update(HF_HUB_OFFLINE="1", COLUMNS="200", CODESEARCH_SERVICE="on" if service else "off", **extra)
     return env
 
@@ -129,8 +148,8 @@ def test_the_socket_and_its_folder_are_private(world: dict[str, Path]) -> None:
     assert sockets and all(s.stat().st_mode & 0o777 == 0o600 for s in sockets)
 
 
-def test_a_folder_others_may_enter_is_not_used(world: dict[str, Path], tmp_path: Path) -> None:
-    shared = tmp_path / "shared"
+def test_a_folder_others_may_enter_is_not_used(world: dict[str, Path], run: Path) -> None:
+    shared = run / "shared"
     (shared / "codesearch").mkdir(parents=True)
     (shared / "codesearch").chmod(0o755)
     paths = dict(world, run=shared)
@@ -143,11 +162,9 @@ def test_a_folder_others_may_enter_is_not_used(world: dict[str, Path], tmp_path:
 
 
 def test_a_service_that_dies_before_answering_is_replaced_by_the_command_itself(
-    world: dict[str, Path], tmp_path: Path
+    world: dict[str, Path], run: Path
 ) -> None:
-    run = tmp_path / "run"
-    (run / "codesearch").mkdir(parents=True, mode=0o700)
-    run.chmod(0o700)
+    (run / "codesearch").mkdir(mode=0o700)
     paths = dict(world, run=run)
     path = socket_of(paths)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -168,9 +185,8 @@ def test_a_service_that_dies_before_answering_is_replaced_by_the_command_itself(
     assert (done.returncode, done.stdout, done.stderr) == (0, here.stdout, here.stderr)
 
 
-def test_a_service_for_another_install_is_not_used(world: dict[str, Path], tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    (run / "codesearch").mkdir(parents=True, mode=0o700)
+def test_a_service_for_another_install_is_not_used(world: dict[str, Path], run: Path) -> None:
+    (run / "codesearch").mkdir(mode=0o700)
     paths = dict(world, run=run)
     path = socket_of(paths)
     other = subprocess.Popen(
@@ -234,9 +250,7 @@ def test_concurrent_callers_each_get_their_own_answer(world: dict[str, Path]) ->
         assert with_service[i].returncode == 0 and with_service[i].stdout == expected[q], q
 
 
-def test_an_idle_service_exits_and_removes_its_socket(world: dict[str, Path], tmp_path: Path) -> None:
-    run = tmp_path / "run"
-    run.mkdir(mode=0o700)
+def test_an_idle_service_exits_and_removes_its_socket(world: dict[str, Path], run: Path) -> None:
     paths = dict(world, run=run)
     env = environment(paths, True, CODESEARCH_SERVICE_IDLE="1")
     done = subprocess.run([sys.executable, "-c", CLIENT, "status"], cwd=world["root"], env=env, capture_output=True)
@@ -252,39 +266,45 @@ def test_an_idle_service_exits_and_removes_its_socket(world: dict[str, Path], tm
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
-def test_another_user_is_never_answered(world: dict[str, Path]) -> None:
-    run = Path(tempfile.mkdtemp(prefix="codesearch-run-"))  # not under pytest's folder, which others cannot enter
-    paths = dict(world, run=run)
-    try:
-        assert forwarded(paths, "status", cwd=world["root"]).returncode == 0  # its service runs
-        folder = run / "codesearch"
-        path = next(folder.glob("*.sock"))
-        probe = (
-            "import os, socket, sys\n"
-            "from codesearch.launch import receive, send\n"
-            "os.setgid(65534); os.setuid(65534)\n"
-            "conn = socket.socket(socket.AF_UNIX)\n"
-            "try:\n"
-            "    conn.connect(sys.argv[1])\n"
-            "except PermissionError:\n"
-            "    sys.exit(3)\n"
-            "send(conn, {'key': sys.argv[2], 'argv': ['status'], 'cwd': '/', 'tty': [False, False], 'env': {}})\n"
-            "try:\n"
-            "    print(receive(conn))\n"
-            "except (ValueError, ConnectionResetError):  # it hung up\n"
-            "    sys.exit(4)\n"
-        )
+def test_another_user_is_never_answered(world: dict[str, Path], run: Path) -> None:
+    paths = dict(world, run=run)  # not under pytest's folder, which others cannot enter
+    assert forwarded(paths, "status", cwd=world["root"]).returncode == 0  # its service runs
+    folder = run / "codesearch"
+    path = next(folder.glob("*.sock"))
+    probe = (
+        "import os, socket, sys\n"
+        "from codesearch.launch import receive, send\n"
+        "os.setgid(65534); os.setuid(65534)\n"
+        "conn = socket.socket(socket.AF_UNIX)\n"
+        "try:\n"
+        "    conn.connect(sys.argv[1])\n"
+        "except PermissionError:\n"
+        "    sys.exit(3)\n"
+        "send(conn, {'key': sys.argv[2], 'argv': ['status'], 'cwd': '/', 'tty': [False, False], 'env': {}})\n"
+        "try:\n"
+        "    print(receive(conn))\n"
+        "except (ValueError, ConnectionResetError):  # it hung up\n"
+        "    sys.exit(4)\n"
+    )
 
-        def as_nobody() -> int:
-            done = subprocess.run([sys.executable, "-c", probe, str(path), "any"], capture_output=True, text=True)
-            assert done.returncode in (3, 4), done.stderr
-            return done.returncode
+    def as_nobody() -> int:
+        done = subprocess.run([sys.executable, "-c", probe, str(path), "any"], capture_output=True, text=True)
+        assert done.returncode in (3, 4), done.stderr
+        return done.returncode
 
-        assert as_nobody() == 3  # the folder (0700) and the socket (0600) keep another user out
-        for opened in (run, folder, path):  # opened up by mistake: the service checks who asks, and hangs up
-            opened.chmod(0o777)
-        assert as_nobody() == 4
-    finally:
-        for pid in services(run):
-            os.kill(pid, signal.SIGTERM)
-        shutil.rmtree(run, ignore_errors=True)
+    assert as_nobody() == 3  # the folder (0700) and the socket (0600) keep another user out
+    for opened in (run, folder, path):  # opened up by mistake: the service checks who asks, and hangs up
+        opened.chmod(0o777)
+    assert as_nobody() == 4
+
+
+def test_a_runtime_folder_too_deep_for_a_socket_falls_back_to_the_temporary_folder(
+    world: dict[str, Path], run: Path
+) -> None:
+    deep = run / ("a-runtime-folder-whose-path-is-long" * 3)
+    deep.mkdir(mode=0o700)
+    paths = dict(world, run=deep)
+    env = dict(environment(paths, True), TMPDIR=str(run))
+    done = subprocess.run([sys.executable, "-c", CLIENT, "status"], cwd=world["root"], env=env, capture_output=True)
+    assert done.returncode == 0, done.stderr  # answered by a service
+    assert running_services(str(run / f"codesearch-{os.getuid()}")) and not (deep / "codesearch").exists()
