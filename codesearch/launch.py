@@ -112,7 +112,9 @@ def forward(argv: list[str]) -> int | None:
 def forwarded(argv: list[str]) -> bool:
     """Whether ``argv`` goes to the service: ``search`` or ``status`` of a local index, without
     ``--verbose`` (its log is this process's) or ``--help``, unless the service is off."""
-    if os.environ.get("CODESEARCH_SERVICE", "").strip().lower() in OFF or not hasattr(socket, "AF_UNIX"):
+    if os.environ.get("CODESEARCH_SERVICE", "").strip().lower() in OFF:
+        return False
+    if not (hasattr(socket, "AF_UNIX") and hasattr(os, "getuid")):  # Windows: each command in its own process
         return False
     if not argv or argv[0] not in FORWARDED:
         return False
