@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from codesearch.search import Searchers
 
 log = logging.getLogger("codesearch")
+LOG_FORMAT = "codesearch: %(levelname)s: %(message)s"  # also the query service's, for its clients
 searchers: Searchers | None = None  # a long-lived process keeps its searchers here (codesearch.daemon)
 
 
@@ -213,7 +214,7 @@ def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         stream=sys.stderr,
-        format="codesearch: %(levelname)s: %(message)s",
+        format=LOG_FORMAT,
     )
     for noisy in ("transformers", "huggingface_hub", "httpx", "urllib3", "filelock"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from codesearch.store import lance  # noqa: F401  (lancedb and pyarrow: imported once, here)
 
     cli.searchers = Searchers()
-    logging.getLogger().addHandler(_ClientStderr())  # cli's basicConfig then adds none of its own
+    logging.getLogger().addHandler(_ClientStderr(cli.LOG_FORMAT))  # cli's basicConfig then adds none of its own
     logging.getLogger().setLevel(logging.WARNING)
     idle = float(os.environ.get("CODESEARCH_SERVICE_IDLE") or IDLE_S)
     print(f"codesearch service {os.getpid()}: listening on {path}", file=sys.stderr, flush=True)
@@ -181,9 +181,9 @@ class _ClientStderr(logging.Handler):
     """The CLI's log format, written to whatever ``sys.stderr`` is when a record comes: the
     client's, during its command."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_format: str) -> None:
         super().__init__()
-        self.setFormatter(logging.Formatter("codesearch: %(levelname)s: %(message)s"))
+        self.setFormatter(logging.Formatter(log_format))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:

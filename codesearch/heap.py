@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import sys
 import threading
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ _bounded = False
 _roomy = 0  # embedding calls in flight (any thread)
 
 
+@functools.cache  # loaded once: an embedding call (a query's included) sets the thresholds twice
 def _libc() -> Any:
     if not sys.platform.startswith("linux"):
         return None

@@ -72,14 +72,14 @@ def forward(argv: list[str]) -> int | None:
     code, or ``None`` when the command is to run in this process instead."""
     if not forwarded(argv):
         return None
-    where = socket_path()
+    key = service_key()
+    where = socket_path(key)
     if where is None:
         return None
     try:
-        request = _request(argv)
+        request = _request(argv, key)
     except OSError:  # the current folder is gone: the command here says so
         return None
-    key = request["key"]
     try:
         conn = _connect(where)
         if conn is None:
@@ -137,7 +137,7 @@ def service_dir() -> str | None:
     runtime = os.environ.get("XDG_RUNTIME_DIR", "")
     folders = [os.path.join(runtime, "codesearch")] if runtime and os.path.isdir(runtime) else []
     folders += [os.path.join(base, f"codesearch-{os.getuid()}") for base in (os.environ.get("TMPDIR"), "/tmp") if base]
-    fits = [f for f in folders if len(os.fsencode(f)) + 1 + len(f"query-{'0' * 20}.sock") <= MAX_SOCKET_PATH]
+    fits = [f for f in folders if len(os.fsencode(os.path.join(f, _socket_name("0" * 64)))) <= MAX_SOCKET_PATH]
     if not fits:
         return None
     folder = fits[0]
@@ -172,9 +172,14 @@ def running_services(folder: str | None = None) -> list[int]:
     return pids
 
 
-def socket_path() -> str | None:
+def socket_path(key: str | None = None) -> str | None:
+    """The socket of the service for ``key`` (default: this process's :func:`service_key`)."""
     folder = service_dir()
-    return None if folder is None else os.path.join(folder, f"query-{service_key()[:20]}.sock")
+    return None if folder is None else os.path.join(folder, _socket_name(key or service_key()))
+
+
+def _socket_name(key: str) -> str:
+    return f"query-{key[:20]}.sock"
 
 
 def service_key() -> str:
@@ -204,7 +209,7 @@ def service_key() -> str:
     return digest.hexdigest()
 
 
-def _request(argv: list[str]) -> dict[str, Any]:
+def _request(argv: list[str], key: str) -> dict[str, Any]:
     env = {name: os.environ.get(name) for name in REQUEST_ENV}
     ttys = [_isatty(sys.stdout), _isatty(sys.stderr)]
     if any(ttys) and env["COLUMNS"] is None:  # rich sizes a terminal from its file descriptors
@@ -216,7 +221,7 @@ def _request(argv: list[str]) -> dict[str, Any]:
             env["COLUMNS"], env["LINES"] = str(size.columns), env["LINES"] or str(size.lines)
             break
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    return dict(key=service_key(), argv=argv, cwd=os.getcwd(), tty=ttys, encoding=encoding, env=env)
+    return dict(key=key, argv=argv, cwd=os.getcwd(), tty=ttys, encoding=encoding, env=env)
 
 
 def _isatty(stream: Any) -> bool:
