@@ -5,8 +5,9 @@ folder in the background (then keeps it current with the :class:`~codesearch.ind
 unless watching is off), reports progress through a callback, and answers queries from whatever
 is committed so far, saying when that is partial. When another process already writes the
 folder's index (a ``codesearch watch``, a second editor), the project only reads it. The
-workspace ranks the results of all folders on one scale, finds code like a selection, and shares one
-query model per model name. Nothing here knows about LSP; ``lsp`` converts.
+workspace ranks the results of all folders on one scale, finds code like a selection, and loads each
+model once for the whole process: the queries and the indexers of every folder share it
+(:class:`~codesearch.embedding.SharedModels`). Nothing here knows about LSP; ``lsp`` converts.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from codesearch.config import default_index_dir
-from codesearch.embedding import Embedder, load_embedder
+from codesearch.embedding import Embedder, SharedModels, loaded_models
 from codesearch.errors import CodesearchError, IndexCorruptError, IndexLockedError, UsageError
 from codesearch.files.names import disk_file, stored_path
 from codesearch.index import Indexer, IndexStats, Progress
@@ -75,7 +76,7 @@ class Project:
         self,
         root: Path,
         options: ProjectOptions,
-        query_model: Callable[[str], Embedder],
+        query_model: Callable[[str | None], Embedder],
         on_progress: Callable[[Project, Progress], None] | None = None,
         on_done: Callable[[Project, IndexStats | None], None] | None = None,
     ) -> None:
@@ -114,7 +115,9 @@ class Project:
             if self.options.watch:
                 from codesearch.index.watcher import Watcher
 
-                watcher = Watcher(self.root, self.index_dir, self.options, on_progress=self._progress)
+                watcher = Watcher(
+                    self.root, self.index_dir, self.options, load=self._query_model, on_progress=self._progress
+                )
                 watcher.opened.update(self._opened)
                 self._opened = watcher.opened
                 with self._lock:  # known before its first update: close() stops that one too
@@ -123,7 +126,14 @@ class Project:
                     self._watcher = watcher
                 stats = watcher.start()
             else:
-                indexer = Indexer(self.root, self.index_dir, self.options, on_progress=self._progress, stop=self._stop)
+                indexer = Indexer(
+                    self.root,
+                    self.index_dir,
+                    self.options,
+                    load=self._query_model,
+                    on_progress=self._progress,
+                    stop=self._stop,
+                )
                 indexer.opened.update(self._opened)
                 self._opened = indexer.opened  # shared: a file opened now jumps the running run's queue
                 stats = indexer.run()
@@ -243,8 +253,7 @@ class Workspace:
         self.projects: dict[Path, Project] = {}
         self._on_progress = on_progress
         self._on_done = on_done
-        self._models: dict[str, Embedder] = {}
-        self._models_lock = threading.Lock()
+        self.models = SharedModels(self.options.device, self.options.dtype)  # queries and indexers alike
         self._closing: list[threading.Thread] = []  # folders removed, stopping in the background
 
     def add_folder(self, root: Path, start: bool = True) -> Project:
@@ -280,11 +289,8 @@ class Workspace:
                 best = project
         return best
 
-    def _query_model(self, name: str) -> Embedder:
-        with self._models_lock:  # one query model per name for all folders
-            if name not in self._models:
-                self._models[name] = load_embedder(name, device=self.options.device, dtype=self.options.dtype)
-            return self._models[name]
+    def _query_model(self, name: str | None) -> Embedder:
+        return self.models.load(name)  # one copy per model for every folder's queries and indexer
 
     # -- queries ----------------------------------------------------------------------------------
     def search(
@@ -408,6 +414,11 @@ class Workspace:
 
     def status(self) -> list[dict[str, Any]]:
         return [project.status() for project in self.projects.values()]
+
+    @staticmethod
+    def models_loaded() -> list[dict[str, str]]:
+        """The models this process holds (one entry per copy: name, device, dtype)."""
+        return loaded_models()
 
     def close(self, timeout: float | None = None) -> bool:
         """Stop every folder's writer (all at once), as :meth:`Project.close`; ``False`` when

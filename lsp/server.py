@@ -325,8 +325,9 @@ async def similar(ls: CodesearchServer, params: Any) -> list[dict[str, Any]]:
 
 @server.feature("codesearch/status")
 async def status(ls: CodesearchServer, params: Any) -> dict[str, Any]:
-    folders = await ls.call(ls.workspace_or_fail().status)
-    return {"version": __version__, "folders": folders}
+    cs = ls.workspace_or_fail()
+    folders = await ls.call(cs.status)
+    return {"version": __version__, "folders": folders, "models": cs.models_loaded()}
 
 
 @server.feature("codesearch/reindex")

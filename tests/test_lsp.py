@@ -221,6 +221,9 @@ async def test_multi_root_merges_and_follows_folder_changes(tmp_path: Path) -> N
         await until(lambda: len(ended(client)) == 3)
         results = await request(client, "codesearch/search", {"query": "total", "k": 10})
         assert "parcel_weight_total" in {r["symbol"] for r in results}
+        # one copy of the model in the server: both folders' watchers (each indexed with it) and the queries
+        status = await request(client, "codesearch/status", {})
+        assert len(status["models"]) == 1, status["models"]
 
 
 async def test_errors_are_proper_json_rpc_errors(workspace: Path, tmp_path: Path) -> None:

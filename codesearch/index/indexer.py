@@ -139,6 +139,7 @@ class Indexer:
         options: IndexOptions | None = None,
         *,
         embedder: Embedder | None = None,
+        load: Callable[[str | None], Embedder] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         on_lexical_done: Callable[[IndexStats], None] | None = None,
         compact: bool = True,
@@ -157,6 +158,8 @@ class Indexer:
         self._embedder = embedder
         self.device = self.options.device
         self.dtype = self.options.dtype
+        # how the model is loaded when a run needs it (a server shares one copy with its queries)
+        self._load = load or (lambda name: load_embedder(name, device=self.device, dtype=self.dtype))
         self.policy = self.options.policy  # recorded with every file's rows
         self.rebuild = self.options.rebuild
         self._rebuild_asked = self.rebuild  # ``--rebuild`` (maybe for a new model) drops the vector cache too
@@ -845,5 +848,5 @@ class Indexer:
     def _embedder_for(self, store: Store | None) -> Embedder:
         if self._embedder is None:
             name = self.model if store is None else self.model or store.meta.get("model_name")
-            self._embedder = load_embedder(name, device=self.device, dtype=self.dtype)
+            self._embedder = self._load(name)
         return self._embedder

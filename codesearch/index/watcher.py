@@ -104,6 +104,7 @@ class Watcher:
         options: IndexOptions | None = None,
         *,
         embedder: Embedder | None = None,
+        load: Callable[[str | None], Embedder] | None = None,
         on_update: Callable[[IndexStats], None] | None = None,
         on_progress: Callable[[Progress], None] | None = None,
         debounce_s: float = DEBOUNCE_S,
@@ -116,6 +117,7 @@ class Watcher:
         options = options or IndexOptions()
         self.options = dataclasses.replace(options, **option_fields) if option_fields else options
         self.embedder = embedder
+        self.load = load  # how its indexer loads the model (default: its own copy)
         self.on_update = on_update or (lambda stats: None)
         self.on_progress = on_progress
         self.debounce_s = debounce_s
@@ -340,6 +342,7 @@ class Watcher:
             self.index_dir,
             dataclasses.replace(self.options, rebuild=self.rebuild),
             embedder=self.embedder,
+            load=self.load,
             on_progress=self.on_progress,
             compact=compact,
             stop=self._stopping,
