@@ -557,6 +557,12 @@ def cmd_status(args: argparse.Namespace, err: Console) -> int:
         f"{status['dimension']}-d)\n         {status['model_reason'] or 'chosen by an older codesearch'}\n"
         f"cache    {status['cached_vectors']} vectors\nsize     {size}\nupdated  {status['updated']}"
     )
+    ann = status.get("vector_index")
+    out.print(
+        f"vectors  indexed (IVF, {ann['partitions']} partitions, trained on {ann['rows']} chunks)"
+        if isinstance(ann, dict)
+        else "vectors  exact search (a small index, or one whose dense pass is not done)"
+    )
     held = status["secrets"]
     if held["files"] or held["chunks_redacted"]:
         out.print(

@@ -517,6 +517,7 @@ def index_status(index_dir: IndexDir) -> dict[str, Any]:
         model_id=meta.get("model_id"),
         model_reason=meta.get("model_reason", ""),
         cached_vectors=store.count_cached(),
+        vector_index=meta.get("ann"),  # {"rows": trained on, "partitions": n}; None: exact search (a small index)
         dimension=meta.get("dimension"),
         size_bytes=store.size_bytes(),
         updated=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(updated)) if updated else None,

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -58,7 +59,7 @@ import contextlib
 import lancedb
 import numpy as np
 import pyarrow as pa
-from lancedb.index import FTS
+from lancedb.index import FTS, IvfFlat
 
 from codesearch.errors import IndexCorruptError, IndexNotFoundError, ModelMismatchError
 from codesearch.files.secrets import MARK as REDACTED_MARK
@@ -107,6 +108,18 @@ INDEX_CACHE_MIB = 128
 # near what the latest version needs.
 RENEW_CACHE_MIB = 24
 RENEW_MIN_S = 60.0
+# The vector index (ANN). A chunk table of ANN_MIN_ROWS rows or more gets one when its dense pass
+# is done: IVF partitions of about sqrt(rows) rows each, trained on the vectors; a query scans the
+# partitions nearest to it (ANN_PROBE_SHARE of them) and every row written since the index was trained (a
+# compaction adds those to the index without training it again). Vectors are exact within a
+# partition (IVF_FLAT): measured on the Django index, recall@10 against exact search (see
+# benchmarks/ann_recall.py). Trained again when the table has grown ANN_RETRAIN times over.
+# Scalar indexes on the columns queries filter on (path, embedded, language) come with it.
+ANN_MIN_ROWS = 20_000
+ANN_PROBE_SHARE = 0.1  # of the partitions, scanned by a query
+ANN_MIN_PROBES = 8
+ANN_RETRAIN = 2.0
+ANN = "ann"  # in the meta: {"rows": rows trained on, "partitions": n} (readers size their probes by it)
 REPAIR_HINT = "; run codesearch index to repair it"
 log = logging.getLogger(__name__)
 
@@ -629,6 +642,38 @@ class Store:
                 "terms", config=FTS(with_position=False, memory_limit=FTS_MEMORY_MIB), replace=True
             )
 
+    def ensure_vector_index(self) -> bool:
+        """Give a big chunk table its vector index, and scalar indexes on ``path``, ``embedded``
+        and ``language`` (a query filtering on them, or reading a few files' rows, reads no whole
+        column), once its dense pass is done (the partitions are trained on real vectors, not on
+        the zeros of rows still waiting). Trains it again when the table has grown ``ANN_RETRAIN``
+        times since. Rows written after it are searched exactly until a compaction adds them to
+        it. Readers keep querying the version they hold meanwhile. Returns whether it (re)built."""
+        rows = self.count_chunks()
+        trained = (self.meta.get(ANN) or {}).get("rows", 0) if isinstance(self.meta.get(ANN), dict) else 0
+        if rows < ANN_MIN_ROWS or self.meta.get(DENSE_COMPLETE) is not True:
+            return False
+        indexed = {tuple(ix.columns): ix for ix in self.chunks.list_indices()}
+        if trained and ("vector",) in indexed and rows < ANN_RETRAIN * trained:
+            return False
+        started = time.perf_counter()
+        for column, kind in (("path", "BTREE"), ("embedded", "BITMAP"), ("language", "BITMAP")):
+            if (column,) not in indexed:
+                self.chunks.create_scalar_index(column, index_type=kind, replace=True)
+        partitions = max(1, round(rows**0.5))
+        self.chunks.create_index(
+            "vector", config=IvfFlat(distance_type="cosine", num_partitions=partitions), replace=True
+        )
+        self.write_meta(**{ANN: {"rows": rows, "partitions": partitions}})
+        log.info(
+            "built the vector index of %s: %d rows in %d partitions, %.1f s",
+            self.directory,
+            rows,
+            partitions,
+            time.perf_counter() - started,
+        )
+        return True
+
     def compact_small_tables(self) -> None:
         """Compact the catalog and the vector cache (each batch adds a fragment to both; every plan
         of urgent work reads the catalog, every batch merges into it). Cheap: the rows are small.
@@ -647,8 +692,9 @@ class Store:
             return
         self.prune_cache()
         grace = timedelta(seconds=VERSION_GRACE_S)  # a reader still on an older version keeps its files
-        for table in (self.chunks, self.files, self.vectors):
+        for table in (self.chunks, self.files, self.vectors):  # new rows join the indexes, untrained
             table.optimize(cleanup_older_than=grace)
+        self.ensure_vector_index()
 
     def vector_keys(self, paths: Sequence[str]) -> set[str]:
         """The vector keys of the chunk rows of these files."""
@@ -724,20 +770,24 @@ class Store:
         return sorted(entry.name for entry in directory.iterdir() if entry.name not in OWNED_NAMES)
 
     # -- queries ------------------------------------------------------------------------------
-    def dense(self, vector: np.ndarray, k: int, where: str | None = None) -> list[Hit]:
-        """The ``k`` rows nearest ``vector`` among those with vectors. Whether rows wait for the
-        dense pass is read from the meta (``counts``), not counted: when it says none do, the
-        query runs unfiltered, and if this reader's view of the table is newer than the meta it
-        read (a commit of unembedded rows just landed) and such a row comes back, it runs again
-        with the filter."""
-        rows = self._nearest(vector, k, where, prefilter=not self.counts()["complete"])
+    def dense(self, vector: np.ndarray, k: int, where: str | None = None, *, exact: bool = False) -> list[Hit]:
+        """The ``k`` rows nearest ``vector`` among those with vectors: through the vector index
+        where the table has one (``exact``: a flat search of every vector instead, the reference
+        its recall is measured against). Whether rows wait for the dense pass is read from the
+        meta (``counts``), not counted: when it says none do, the query runs unfiltered, and if
+        this reader's view of the table is newer than the meta it read (a commit of unembedded
+        rows just landed) and such a row comes back, it runs again with the filter."""
+        rows = self._nearest(vector, k, where, prefilter=not self.counts()["complete"], exact=exact)
         if any(not row["embedded"] for row in rows):
-            rows = self._nearest(vector, k, where, prefilter=True)
+            rows = self._nearest(vector, k, where, prefilter=True, exact=exact)
         return [_hit(r, max(0.0, 1.0 - float(r["_distance"]))) for r in rows]
 
-    def _nearest(self, vector: np.ndarray, k: int, where: str | None, prefilter: bool) -> list[dict[str, Any]]:
+    def _nearest(
+        self, vector: np.ndarray, k: int, where: str | None, prefilter: bool, exact: bool = False
+    ) -> list[dict[str, Any]]:
         query: Any = self.chunks.search(vector.astype(np.float32), vector_column_name="vector")
         query = query.distance_type("cosine")
+        query = query.bypass_vector_index() if exact else query.minimum_nprobes(self._probes()).maximum_nprobes(0)
         if prefilter:  # rows waiting for the dense pass have no vector yet
             embedded = "embedded = true"
             query = query.where(f"({where}) AND {embedded}" if where else embedded, prefilter=True)
@@ -746,6 +796,13 @@ class Store:
         # else no filter at all: a flat search of a complete index is ~40% faster without one
         rows: list[dict[str, Any]] = query.select([*_HIT_COLUMNS, "embedded"]).limit(k).to_list()
         return rows
+
+    def _probes(self) -> int:
+        """How many IVF partitions a dense query scans: ``ANN_PROBE_SHARE`` of them, at least
+        ``ANN_MIN_PROBES`` (more when a filter leaves fewer than ``k`` rows in those)."""
+        ann = self._live_meta().get(ANN)
+        partitions = int(ann.get("partitions", 0)) if isinstance(ann, dict) else 0
+        return max(ANN_MIN_PROBES, math.ceil(ANN_PROBE_SHARE * partitions))
 
     def lexical(self, text: str, k: int, where: str | None = None) -> list[Hit]:
         """The ``k`` rows best matching ``text`` by words. A reader's view is first brought up to
