@@ -9,6 +9,11 @@ Measured in one run, per model:
 - **engine float32**: codesearch's batching alone (length-sorted, token-budget batches);
 - **engine**: codesearch's defaults on this machine (batching plus the precision it picks).
 
+Each row also gives the model FLOPs it did per second (2 x the encoder's weights per real token,
+plus attention: 4 x layers x width x length² per chunk; padding not counted) and their share of
+this CPU's own matmul peak in the row's precision (the best of a 2048² matmul, float32 and bf16,
+on the threads the engine uses): the headroom left to a faster engine is one minus that share.
+
 Models: the offline default (all-MiniLM-L6-v2) and a ModernBERT-base-sized model with random
 weights (22 layers, 768 wide; speed does not depend on the weights) using the ModernBERT
 tokenizer from ``../shared/models/modernbert-tokenizer``. ``--rss`` also indexes synthetic
@@ -17,6 +22,7 @@ ModernBERT, so the run takes minutes) and reports each run's peak RSS: memory mu
 with the repository.
 
     python benchmarks/embed_throughput.py [--tree DIR] [--minilm-chunks 1200] [--base-tokens 30000] [--rss]
+        [--minilm-only]
 
 Prints a table and appends it to benchmarks/RESULTS.md.
 """
@@ -40,6 +46,7 @@ from index_bench import SDIST, WORK, fetch_sdist, run_with_rss
 
 from codesearch.chunking import chunk_file
 from codesearch.embedding import ModelSpec, load_embedder, resolve_model
+from codesearch.embedding.transformer import cpu_has_bf16
 from codesearch.files import SkipStats, load, walk
 
 TOKENIZER = Path(__file__).resolve().parents[2] / "shared" / "models" / "modernbert-tokenizer"
@@ -100,10 +107,37 @@ def naive(embedder, texts: list[str]) -> tuple[float, int]:  # type: ignore[no-u
     return time.perf_counter() - started, padded
 
 
+def matmul_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of this CPU for a big square matmul in ``dtype`` (the best of ``repeats``), on the
+    threads torch uses now (the engine's)."""
+    a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+    with torch.inference_mode():
+        a @ b  # warm-up
+        best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def _timed(fn) -> float:  # type: ignore[no-untyped-def]
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def model_flops(embedder, lengths: list[int]) -> float:  # type: ignore[no-untyped-def]
+    """Forward FLOPs of the real tokens: 2 x the encoder's weights (embeddings excluded) per
+    token, and attention scores and mixing (4 x layers x width x length²) per chunk."""
+    config = embedder.model.config
+    weights = sum(p.numel() for name, p in embedder.model.named_parameters() if "embeddings" not in name)
+    return 2.0 * weights * sum(lengths) + 4.0 * config.num_hidden_layers * config.hidden_size * sum(
+        n * n for n in lengths
+    )
+
+
 def measure(label: str, spec: ModelSpec, texts: list[str], lengths: list[int]) -> list[dict[str, object]]:
     tokens = sum(lengths)
     rows: list[dict[str, object]] = []
     fp32 = load_embedder(spec, dtype="float32")
+    flops = model_flops(fp32, lengths)
     fp32.embed_documents(texts[:8])  # warm-up
     seconds, padded = naive(fp32, texts)
     rows.append(dict(model=label, method="naive (file order, batch 32, fp32)", seconds=seconds, computed=padded))
@@ -126,7 +160,7 @@ def measure(label: str, spec: ModelSpec, texts: list[str], lengths: list[int]) -
             )
         )
     for row in rows:
-        row.update(chunks=len(texts), tokens=tokens)
+        row.update(chunks=len(texts), tokens=tokens, flops=flops)
     return rows
 
 
@@ -217,6 +251,7 @@ def main() -> None:
     parser.add_argument("--rss", action="store_true", help="also index 10k and 100k synthetic chunks, peak RSS")
     parser.add_argument("--rss-only", action="store_true", help="only the peak RSS runs")
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    parser.add_argument("--minilm-only", action="store_true", help="only the offline default model")
     args = parser.parse_args()
     if args.rss_only:
         body = [machine_line(), "", *rss_runs(small_modernbert())]
@@ -237,17 +272,20 @@ def main() -> None:
     print(f"offline default: {len(keep)} of {len(texts)} chunks", flush=True)
     rows += measure("all-MiniLM-L6-v2", minilm.spec, [texts[i] for i in keep], [lengths[i] for i in keep])
 
-    base = load_embedder(str(random_modernbert(WORK / "modernbert-base-random")), dtype="float32")
-    texts = chunk_texts(tree, base)
-    lengths = [min(n, base.max_tokens) for n in base.count_tokens(texts)]
-    keep = sample_in_order(lengths, max_tokens=args.base_tokens)
-    print(f"ModernBERT-base-sized: {len(keep)} of {len(texts)} chunks", flush=True)
-    rows += measure("ModernBERT-base-sized (random)", base.spec, [texts[i] for i in keep], [lengths[i] for i in keep])
+    if not args.minilm_only:
+        base = load_embedder(str(random_modernbert(WORK / "modernbert-base-random")), dtype="float32")
+        texts = chunk_texts(tree, base)
+        lengths = [min(n, base.max_tokens) for n in base.count_tokens(texts)]
+        keep = sample_in_order(lengths, max_tokens=args.base_tokens)
+        print(f"ModernBERT-base-sized: {len(keep)} of {len(texts)} chunks", flush=True)
+        texts, lengths = [texts[i] for i in keep], [lengths[i] for i in keep]
+        rows += measure("ModernBERT-base-sized (random)", base.spec, texts, lengths)
 
+    peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
     table = [
         "| model | method | chunks | tokens (real) | tokens computed | s | chunks/s | tokens/s | vs naive "
-        "| min cosine to fp32 |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| min cosine to fp32 | model GFLOP/s | share of the matmul peak |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     naive_speed: dict[object, float] = {}
     for row in rows:
@@ -255,10 +293,13 @@ def main() -> None:
         speed = float(row["chunks"]) / seconds  # type: ignore[arg-type]
         naive_speed.setdefault(row["model"], speed)
         cosine = f"{row['cosine']:.5f}" if "cosine" in row else "-"
+        gflops = float(row["flops"]) / seconds / 1e9  # type: ignore[arg-type]
+        precision = "bfloat16" if "bfloat16" in str(row["method"]) else "float32"
         table.append(
             f"| {row['model']} | {row['method']} | {row['chunks']} | {row['tokens']:,} | {row['computed']:,} | "
             f"{seconds:.1f} | {speed:.1f} | {float(row['tokens']) / seconds:,.0f} | "  # type: ignore[arg-type]
-            f"{speed / naive_speed[row['model']]:.2f}x | {cosine} |"
+            f"{speed / naive_speed[row['model']]:.2f}x | {cosine} | {gflops:.1f} | "
+            f"{gflops / peaks[precision]:.0%} of {precision} |"
         )
     print("\n".join(table), flush=True)
     body = [
@@ -266,6 +307,10 @@ def main() -> None:
         f"Chunks: {tree.name} cut by codesearch's chunker for each model's budget (MiniLM 192 tokens, "
         "ModernBERT 1024), a seeded random subset kept in file order; tokens computed = padded tokens run "
         "through the model.",
+        f"Matmul peak of this CPU (2048², {torch.get_num_threads()} threads, best of 5): float32 "
+        f"{peaks['float32']:.0f} GFLOP/s, bf16 {peaks['bfloat16']:.1f} GFLOP/s"
+        + ("" if cpu_has_bf16() else " (no native bf16 here: the engine picks float32)")
+        + ".",
         "",
         *table,
     ]
@@ -278,7 +323,7 @@ def main() -> None:
         ]
         body += rss
     if not args.no_record:
-        command = "python benchmarks/embed_throughput.py" + (" --rss" if args.rss else "")
+        command = " ".join(["python benchmarks/embed_throughput.py", *sys.argv[1:]])
         append_results("Embedding throughput: naive loop vs the engine (CPU)", command, body)
 
 
