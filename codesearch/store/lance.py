@@ -110,8 +110,8 @@ RENEW_CACHE_MIB = 24
 RENEW_MIN_S = 60.0
 # The vector index (ANN). A chunk table of ANN_MIN_ROWS rows or more gets one when its dense pass
 # is done: IVF partitions of about sqrt(rows) rows each, trained on the vectors; a query scans the
-# partitions nearest to it (ANN_PROBE_SHARE of them) and every row written since the index was trained (a
-# compaction adds those to the index without training it again). Vectors are exact within a
+# partitions nearest to it (ANN_PROBE_SHARE of them) and every row written since the index was
+# trained (a compaction adds those to the index without training it again). Vectors are exact within a
 # partition (IVF_FLAT): measured on the Django index, recall@10 against exact search (see
 # benchmarks/ann_recall.py). Trained again when the table has grown ANN_RETRAIN times over.
 # Scalar indexes on the columns queries filter on (path, embedded, language) come with it.
@@ -650,7 +650,8 @@ class Store:
         times since. Rows written after it are searched exactly until a compaction adds them to
         it. Readers keep querying the version they hold meanwhile. Returns whether it (re)built."""
         rows = self.count_chunks()
-        trained = (self.meta.get(ANN) or {}).get("rows", 0) if isinstance(self.meta.get(ANN), dict) else 0
+        ann = self.meta.get(ANN)
+        trained = int(ann.get("rows", 0)) if isinstance(ann, dict) else 0
         if rows < ANN_MIN_ROWS or self.meta.get(DENSE_COMPLETE) is not True:
             return False
         indexed = {tuple(ix.columns): ix for ix in self.chunks.list_indices()}
