@@ -305,8 +305,13 @@ def main() -> None:
         "| save → searchable p50 / p95 ms | no-change re-index s |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
+    stopped = ""
     for size in [int(s) for s in args.sizes.split(",")]:
-        f = measure(size)
+        try:
+            f = measure(size)
+        except KeyboardInterrupt:  # the sizes done so far are still recorded
+            stopped = f"Stopped by hand while measuring the {size:,}-chunk size."
+            break
         rows.append(f)
         line = (
             f"| {f['chunks']:,} | {f['files']:,} | {f['build_s']:.0f} | {int(f['rss']) / 2**30:.2f} GiB | "  # type: ignore[call-overload]
@@ -323,9 +328,10 @@ def main() -> None:
         "are measured, not the model. Queries: hybrid, k=10, in-process; save → searchable: lexical, watched.",
         "",
         *table,
+        *(["", stopped] if stopped else []),
     ]
     print("\n".join(body))
-    if not args.no_record:
+    if not args.no_record and rows:
         append_results("Scale: 10k, 100k and 1M chunks", " ".join(["python benchmarks/scale.py", *sys.argv[1:]]), body)
 
 
