@@ -17,6 +17,7 @@ import pytest
 
 from codesearch import Indexer
 from codesearch.embedding import load_embedder
+from codesearch.index.runs import read_progress
 from codesearch.store import Store
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
@@ -41,6 +42,19 @@ def index_subprocess(root: Path, index_dir: Path, model: Path) -> subprocess.Pop
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     cmd = [exe, "index", str(root), "--index-dir", str(index_dir), "--model", str(model)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_for_work(proc: subprocess.Popen[bytes], index_dir: Path, target: float) -> None:
+    """Until the run has done ``target`` chunks of work (its lexical pass's chunks, then its dense
+    pass's, as its progress file says) or has ended: a kill then lands at a random point of the
+    writing whatever the machine's speed (a kill timed by the clock of a clean run landed after
+    the end in most trials when the machine got faster than during that run)."""
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        progress = read_progress(index_dir) or {}
+        if progress.get("chunks_done", 0) + progress.get("chunks_embedded", 0) >= target:
+            return
+        time.sleep(0.002)
 
 
 def wait_for_index(index_dir: Path) -> float:
@@ -79,7 +93,8 @@ def test_kill_9_at_random_moments_then_rerun_gives_exactly_the_clean_index(
         index_dir = tmp_path / f"trial-{trial}"
         proc = index_subprocess(root, index_dir, tiny_modernbert)
         wait_for_index(index_dir)
-        time.sleep(rng.uniform(0.0, writing_seconds))  # anywhere from the first write to the last
+        wait_for_work(proc, index_dir, rng.uniform(0, 2 * len(clean_rows)))  # both passes: 2 x the chunks
+        time.sleep(rng.uniform(0.0, min(0.2, writing_seconds / 10)))  # between two progress writes
         proc.send_signal(signal.SIGKILL)
         if proc.wait(timeout=60) == -signal.SIGKILL:
             killed_while_writing += 1
@@ -90,7 +105,6 @@ def test_kill_9_at_random_moments_then_rerun_gives_exactly_the_clean_index(
         assert rows == clean_rows, f"trial {trial}: chunks differ"
         assert stats.chunks_embedded + stats.chunks_reused <= len(clean_rows)
         reused_after_kill += stats.chunks_reused + 8 * stats.files_unchanged
-    # most kills land before the run would have ended (not all: trials may run faster than the
-    # measured clean run when the machine is less loaded, so some kills come after the end)
+    # most kills land before the run has ended (a few may come after its last progress write)
     assert killed_while_writing >= TRIALS // 2
     assert reused_after_kill > 0  # work committed before a kill is not redone
