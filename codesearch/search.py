@@ -502,6 +502,7 @@ def index_status(index_dir: IndexDir) -> dict[str, Any]:
     progress of the run writing it now (``running``; ``None`` when none is)."""
     from codesearch.index.runs import read_progress
     from codesearch.store import Store
+    from codesearch.store.lance import ANN
 
     store = Store.open(index_dir)
     meta = store.meta
@@ -517,7 +518,7 @@ def index_status(index_dir: IndexDir) -> dict[str, Any]:
         model_id=meta.get("model_id"),
         model_reason=meta.get("model_reason", ""),
         cached_vectors=store.count_cached(),
-        vector_index=meta.get("ann"),  # {"rows": trained on, "partitions": n}; None: exact search (a small index)
+        vector_index=meta.get(ANN),  # {"rows": trained on, "partitions": n}; None: exact search (a small index)
         dimension=meta.get("dimension"),
         size_bytes=store.size_bytes(),
         updated=time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(updated)) if updated else None,

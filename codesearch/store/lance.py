@@ -653,12 +653,13 @@ class Store:
         the zeros of rows still waiting). Trains it again when the table has grown ``ANN_RETRAIN``
         times since. Rows written after it are searched exactly until a compaction adds them to
         it. Readers keep querying the version they hold meanwhile. Returns whether it (re)built."""
-        rows = self.count_chunks()
+        counts = self.counts()  # as this writer keeps them in the meta: nothing counted
+        rows = counts["chunks"]
+        if rows < ANN_MIN_ROWS or not counts["complete"]:
+            return False
         ann = self.meta.get(ANN)
         trained = int(ann.get("rows", 0)) if isinstance(ann, dict) else 0
-        if rows < ANN_MIN_ROWS or self.meta.get(DENSE_COMPLETE) is not True:
-            return False
-        indexed = {tuple(ix.columns): ix for ix in self.chunks.list_indices()}
+        indexed = {tuple(ix.columns) for ix in self.chunks.list_indices()}
         if trained and ("vector",) in indexed and rows < ANN_RETRAIN * trained:
             return False
         started = time.perf_counter()
