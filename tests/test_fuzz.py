@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import write_samples
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from samples import SAMPLES
 from test_chunking import assert_covers
@@ -155,6 +155,7 @@ class RawServer:
             [exe, "serve"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
         )
         self.messages: queue.Queue[dict[str, Any]] = queue.Queue()
+        self.responses: dict[Any, dict[str, Any]] = {}  # read, not yet asked for
         threading.Thread(target=self._read, daemon=True).start()
         self.send({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": self._init(workspace)})
         self.answer(0)
@@ -187,14 +188,20 @@ class RawServer:
         self.proc.stdin.flush()
 
     def answer(self, request_id: int, timeout: float = 120) -> dict[str, Any]:
-        """The response to ``request_id`` (other messages in between are dropped)."""
+        """The response to ``request_id``. Responses to other requests read meanwhile are kept
+        (requests sent together may be answered in any order: a quick error overtakes a query
+        running in the pool); notifications and the server's own requests are dropped."""
         deadline = time.monotonic() + timeout
-        while True:
+        while request_id not in self.responses:
             left = deadline - time.monotonic()
             assert left > 0, f"no answer to request {request_id}"
-            message = self.messages.get(timeout=left)
-            if message.get("id") == request_id and ("result" in message or "error" in message):
-                return message
+            try:
+                message = self.messages.get(timeout=left)
+            except queue.Empty:
+                raise AssertionError(f"no answer to request {request_id} in {timeout:.0f} s") from None
+            if "result" in message or "error" in message:
+                self.responses[message.get("id")] = message
+        return self.responses.pop(request_id)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +239,8 @@ IDS = iter(range(10_000, 10**9))
         max_size=8,
     )
 )
+# a query in the pool, then a request refused at once: the refusal is answered first (CI's failure)
+@example(batch=[("request", "codesearch/status", None), ("request", "workspace/symbol", {"uri": "x", "range": []})])
 def test_the_server_answers_every_malformed_request_and_keeps_serving(server: RawServer, batch: list) -> None:
     asked: list[int] = []
     for kind, method, params in batch:
