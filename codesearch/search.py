@@ -16,6 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -63,6 +64,11 @@ class SearchResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+# The lexical side of a hybrid query runs here while the query's own thread embeds the query and
+# runs the dense side: LanceDB and torch release the GIL, so on 2 cores the two overlap.
+_LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="codesearch-lexical")
 
 
 def candidate_depth(k: int) -> int:
@@ -146,6 +152,12 @@ def _runs(rows: list[Hit], hits: list[Hit]) -> list[list[Hit]]:
         if last > first:
             runs.append(rows[first : last + 1])
     return runs
+
+
+def _settle(side: Future[Any]) -> None:
+    """Wait for a side query to end, whatever it ends with (its caller reads its result, or
+    has failed already and leaves it): no query outlives the call that asked for it."""
+    wait((side,))
 
 
 def make_snippet(text: str) -> str:
@@ -307,16 +319,25 @@ class Searcher:
             raise UsageError("the selection is empty" if code else "the query is empty")
         where = self._where(languages, path_glob, under)
         failed_before, self._last.words_only = self.words_only, ""
+        depth = candidate_depth(k)
+        lexical = _LEXICAL.submit(self.store.lexical, text, depth, where)
         try:
             vector = self.embedder.embed_documents([text])[0] if code else self.embedder.embed_query(text)
         except (UnknownModelError, ModelMismatchError) as exc:  # no fitting model now: words still answer
             if not failed_before:
                 log.info("ranking by words alone: %s", exc)
             self._last.words_only = str(exc)
+            _settle(lexical)
             return None
-        depth = candidate_depth(k)
+        except BaseException:
+            _settle(lexical)
+            raise
         with self._reading():
-            return [self.store.dense(vector, depth, where), self.store.lexical(text, depth, where)]
+            try:
+                dense = self.store.dense(vector, depth, where)
+            finally:
+                _settle(lexical)
+            return [dense, lexical.result()]
 
     @foreground
     def best_definitions(self, fused: list[Hit], k: int) -> list[SearchResult]:
@@ -347,6 +368,8 @@ class Searcher:
         keep = max(keep, k)
         failed_before, self._last.words_only = self.words_only, ""
         if mode == "hybrid":
+            depth = candidate_depth(k)
+            lexical = _LEXICAL.submit(self.store.lexical, text, depth, where)
             try:
                 query_vector = vector()
             except (UnknownModelError, ModelMismatchError) as exc:  # no fitting model now: words still answer
@@ -354,13 +377,20 @@ class Searcher:
                     log.info("ranking by words alone: %s", exc)
                 self._last.words_only = str(exc)
                 mode = "lexical"
+                _settle(lexical)
+            except BaseException:
+                _settle(lexical)
+                raise
         with self._reading():
             if mode == "lexical":
                 return self.store.lexical(text, keep, where)
             if mode == "dense":
                 return self.store.dense(vector(), keep, where)
-            depth = candidate_depth(k)
-            return fuse([self.store.dense(query_vector, depth, where), self.store.lexical(text, depth, where)], keep)
+            try:
+                dense = self.store.dense(query_vector, depth, where)
+            finally:
+                _settle(lexical)
+            return fuse([dense, lexical.result()], keep)
 
     @contextmanager
     def _reading(self) -> Iterator[None]:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from codesearch.index import Indexer
-from codesearch.search import Searcher
-from codesearch.store import Store
+from codesearch.search import MIN_SCORE, Searcher, candidate_depth
+from codesearch.store import Store, fuse
 
 STATEMENTS = 160
 
@@ -128,3 +128,43 @@ def test_cli_merges_pieces_unless_asked(index: tuple[Path, Path]) -> None:
     merged, pieces = search(), search("--pieces")
     assert [r["symbol"] for r in merged].count("flatten_records") == 1
     assert [r["symbol"] for r in pieces].count("flatten_records") > 1
+
+
+def test_a_long_lived_reader_merges_pieces_by_the_latest_commit(tmp_path: Path, tiny_modernbert: Path) -> None:
+    """A reader keeps the layout of the files it merged; a commit that moves a definition's pieces
+    (seven lines added above it) leaves no stale layout behind: it answers as a new reader does."""
+    root = tmp_path / "project"
+    root.mkdir()
+    records = root / "records.py"
+    records.write_text(PREAMBLE + long_function(), encoding="utf-8")
+    index_dir = tmp_path / "index"
+    Indexer(root, index_dir, model=str(tiny_modernbert)).run()
+    reader = Searcher(index_dir)
+
+    def flatten(searcher: Searcher) -> list[tuple[int, int]]:
+        results = searcher.search("convert record value", k=10, mode="lexical")
+        return [(r.start_line, r.end_line) for r in results if r.symbol == "flatten_records"]
+
+    start, end = definition_lines()
+    assert flatten(reader) == [(start, end)]
+    records.write_text("# moved down\n" * 7 + PREAMBLE + long_function(), encoding="utf-8")
+    Indexer(root, index_dir, model=str(tiny_modernbert)).run()
+    assert flatten(reader) == flatten(Searcher(index_dir)) == [(start + 7, end + 7)]
+
+
+def test_a_hybrid_query_fuses_what_its_two_sides_rank_alone(index: tuple[Path, Path]) -> None:
+    """The lexical side runs beside the query's embedding and dense side: the answer is the
+    fusion of the two rankings asked one after the other."""
+    _, index_dir = index
+    searcher = Searcher(index_dir)
+    for query in ("flatten nested records", "size of a box", "convert record value"):
+        hybrid = searcher.search(query, k=8, mode="hybrid", pieces=True)
+        depth = candidate_depth(8)
+        sides = [
+            searcher.store.dense(searcher.embedder.embed_query(query), depth),
+            searcher.store.lexical(query, depth),
+        ]
+        expected = [h for h in fuse(sides, 8) if h.score >= MIN_SCORE]
+        assert [(r.path, r.start_line, r.end_line, r.score) for r in hybrid] == [
+            (h.path, h.start_line, h.end_line, round(h.score, 4)) for h in expected
+        ], query

@@ -39,6 +39,7 @@ import logging
 import math
 import os
 import shutil
+import threading
 import time
 import warnings
 from collections import Counter
@@ -123,6 +124,7 @@ ANN_MIN_ROWS = 20_000
 ANN_PROBE_SHARE = 0.5  # of the partitions, scanned by a query
 ANN_MIN_PROBES = 8
 ANN_RETRAIN = 2.0
+LAYOUT_CACHE_ROWS = 200_000  # chunk rows (no text) a reader keeps of the files its queries merged
 ANN = "ann"  # in the meta: {"rows": rows trained on, "partitions": n} (readers size their probes by it)
 REPAIR_HINT = "; run codesearch index to repair it"
 log = logging.getLogger(__name__)
@@ -189,6 +191,11 @@ class Store:
         self._unembedded: int | None = None  # a writer's count of rows without vectors (None: count them)
         self._counts_pending = False  # counts not yet in a remote index's meta table
         self._written: set[str] | None = None  # tables this writer created: the paths it wrote to them
+        # a reader's layout of files (``_layout``): rows without text by path, at one view of the table
+        self._layout_files: dict[str, list[Hit]] = {}
+        self._layout_view: tuple[Any, Any] | None = None
+        self._layout_rows = 0
+        self._layout_lock = threading.Lock()
         self._session = _session()
         self._db = _connect(directory, self._session)
         self._connected = time.monotonic()
@@ -830,13 +837,52 @@ class Store:
 
     def file_chunks(self, paths: Sequence[str], symbols: Sequence[str] = (), text: bool = False) -> list[Hit]:
         """The chunk rows of these files (of these symbols only, when given), in file order, as
-        hits scoring 0; without ``text`` their text is left empty (a cheaper read)."""
+        hits scoring 0; without ``text`` their text is left empty (a cheaper read). A reader keeps
+        the rows without text of the files it read (their layout: a query merging a definition's
+        pieces reads those of up to a few hundred candidates' files) for as long as its view of the
+        chunk table stays at the same version."""
         if not paths:
             return []
+        if not text and not symbols and not self.writable:
+            return self._layout(paths)
         where = sql_in("path", paths) + (f" AND {sql_in('symbol', symbols)}" if symbols else "")
+        return sorted(self._read_rows(where, text), key=lambda h: (h.path, h.start_line, h.end_line))
+
+    def _read_rows(self, where: str, text: bool) -> list[Hit]:
         columns = _HIT_COLUMNS if text else [c for c in _HIT_COLUMNS if c != "text"]
-        hits = [_hit({"text": "", **row}, 0.0) for row in _scan(self.chunks, columns, where).to_pylist()]
-        return sorted(hits, key=lambda h: (h.path, h.start_line, h.end_line))
+        return [_hit({"text": "", **row}, 0.0) for row in _scan(self.chunks, columns, where).to_pylist()]
+
+    def _layout(self, paths: Sequence[str]) -> list[Hit]:
+        """:meth:`file_chunks` without text, from the files' rows this reader read at the version
+        its view holds now. The version is read before the rows: rows read are never older than
+        the version they are kept under (a view that moved meanwhile has another version at the
+        next query, which drops them all). A rebuilt table starts its versions again: its
+        creation time (in the meta) is part of the key."""
+        self._live_meta()  # a changed meta brings the view up to the writer's last commit
+        view = (self.chunks.version, self._live.get("created"))
+        with self._layout_lock:
+            if self._layout_view != view:
+                self._layout_files.clear()
+                self._layout_view, self._layout_rows = view, 0
+            have = {path: self._layout_files[path] for path in paths if path in self._layout_files}
+        missing = [path for path in dict.fromkeys(paths) if path not in have]
+        read: dict[str, list[Hit]] = {path: [] for path in missing}
+        for start in range(0, len(missing), 500):
+            for hit in self._read_rows(sql_in("path", missing[start : start + 500]), text=False):
+                read.setdefault(hit.path, []).append(hit)
+        for hits in read.values():
+            hits.sort(key=lambda h: (h.start_line, h.end_line))
+        with self._layout_lock:
+            kept = self._layout_files
+            if self._layout_view == view:  # else a newer view came meanwhile: these rows are not kept
+                if self._layout_rows + sum(map(len, read.values())) > LAYOUT_CACHE_ROWS:
+                    kept.clear()
+                    self._layout_rows = 0
+                for path, hits in read.items():
+                    kept[path] = hits
+                    self._layout_rows += len(hits)
+        have.update(read)
+        return [hit for path in sorted(have) for hit in have[path]]
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
