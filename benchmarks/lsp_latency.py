@@ -10,9 +10,16 @@ folder; the server's own watcher, one model shared by it and the queries): they 
 dense pass has begun (the lexical pass is done: every chunk is searchable by words) and the share
 of chunks with vectors is reported before and after. Target p95 < 300 ms.
 
+``--baseline SRC``: the same run first against a server from another checkout of codesearch (a
+folder holding its ``codesearch`` and ``lsp`` packages, e.g. ``git worktree add /tmp/base REV``;
+same interpreter and packages): both servers run at once and each query goes to one, then the
+other, so the table shows before, after and their ratio from one run that drift in the machine's
+speed hits alike. With ``--first-pass`` each server builds its own fresh index, both at once.
+
 Appends the table to ``benchmarks/RESULTS.md``.
 
     python benchmarks/lsp_latency.py [--root TREE --index-dir INDEX] [--queries 100] [--first-pass]
+        [--baseline SRC]
 """
 
 from __future__ import annotations
@@ -63,8 +70,15 @@ async def dense_share(client: LanguageClient) -> float:
     return 0.0 if index is None or not index.chunks else index.chunks_embedded / index.chunks
 
 
-async def run(root: Path, index_dir: Path, queries: int, warmup: int, first_pass: bool = False) -> dict[str, object]:
-    client = await ClientServerConfig(server_command=[sys.executable, "-m", "lsp"]).start()
+async def start(root: Path, index_dir: Path, first_pass: bool, source: Path | None) -> LanguageClient:
+    """A server over stdio, initialized on ``root``; ``source``: the server of that checkout (its
+    packages first on ``sys.path``, ahead of the working folder's)."""
+    command = [sys.executable, "-m", "lsp"]
+    if source is not None:
+        first = f"sys.path.insert(0, {str(source.resolve())!r})"
+        boot = f"import runpy, sys; {first}; runpy.run_module('lsp', run_name='__main__')"
+        command = [sys.executable, "-c", boot]
+    client = await ClientServerConfig(server_command=command).start()
     assert isinstance(client, LanguageClient)
     await client.initialize_session(
         types.InitializeParams(
@@ -82,20 +96,30 @@ async def run(root: Path, index_dir: Path, queries: int, warmup: int, first_pass
             for reports in client.progress_reports.values()
         ):
             await asyncio.sleep(0.1)
-    before = await dense_share(client)
-    timings: list[float] = []
+    return client
+
+
+async def run(
+    root: Path, index_dirs: list[Path], queries: int, warmup: int, first_pass: bool, sources: list[Path | None]
+) -> list[dict[str, object]]:
+    """Each server of ``sources`` (``None``: this checkout) on its index folder, all at once;
+    each query is sent to each server in turn, so drift in the machine's speed hits all alike."""
+    clients = [await start(root, index_dir, first_pass, source) for index_dir, source in zip(index_dirs, sources)]
+    found: list[dict[str, object]] = [dict(timings=[], before=await dense_share(client)) for client in clients]
     for i in range(warmup + queries):
         query = f"{WORDS[i % len(WORDS)]} {i // len(WORDS) or ''}".strip()
-        started = time.perf_counter()
-        symbols = await client.workspace_symbol_async(types.WorkspaceSymbolParams(query=query))
-        elapsed = time.perf_counter() - started
-        assert symbols, query
-        if i >= warmup:
-            timings.append(elapsed * 1000)
-    after = await dense_share(client)
-    await client.shutdown_session()
-    await client.stop()
-    return dict(timings=timings, before=before, after=after)
+        for client, figures in zip(clients, found):
+            started = time.perf_counter()
+            symbols = await client.workspace_symbol_async(types.WorkspaceSymbolParams(query=query))
+            elapsed = time.perf_counter() - started
+            assert symbols, query
+            if i >= warmup:
+                figures["timings"].append(elapsed * 1000)  # type: ignore[attr-defined]
+    for client, figures in zip(clients, found):
+        figures["after"] = await dense_share(client)
+        await client.shutdown_session()
+        await client.stop()
+    return found
 
 
 def main() -> None:
@@ -105,40 +129,57 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--first-pass", action="store_true", help="while the server builds a fresh index")
+    parser.add_argument("--baseline", type=Path, help="a checkout of codesearch to measure first, in the same run")
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
-    index_dir = args.index_dir
-    if args.first_pass:
-        index_dir = Path(tempfile.mkdtemp(prefix="first-pass-", dir=WORK))
-    elif not (index_dir / "meta.json").exists():
-        sys.exit(f"no index at {index_dir}: run benchmarks/freshness.py first (or pass --root/--index-dir)")
+    if not args.first_pass and not (args.index_dir / "meta.json").exists():
+        sys.exit(f"no index at {args.index_dir}: run benchmarks/freshness.py first (or pass --root/--index-dir)")
+    named: list[tuple[str, Path | None]] = [("before", args.baseline)] if args.baseline else []
+    named.append(("this checkout", None))
+    if args.first_pass:  # a fresh index each (two servers building at once: the same share of the cores)
+        index_dirs = [Path(tempfile.mkdtemp(prefix="first-pass-", dir=WORK)) for _ in named]
+    else:
+        index_dirs = [args.index_dir for _ in named]
     try:
-        found = asyncio.run(run(args.root, index_dir, args.queries, args.warmup, args.first_pass))
+        found = asyncio.run(
+            run(args.root, index_dirs, args.queries, args.warmup, args.first_pass, [src for _, src in named])
+        )
         from codesearch import index_status
 
-        status = index_status(index_dir)
+        status = index_status(index_dirs[-1])
     finally:
         if args.first_pass:
-            shutil.rmtree(index_dir, ignore_errors=True)
-    timings: list[float] = found["timings"]  # type: ignore[assignment]
-    p95 = statistics.quantiles(timings, n=20)[18]
+            for index_dir in index_dirs:
+                shutil.rmtree(index_dir, ignore_errors=True)
+    runs = [(name, figures) for (name, _), figures in zip(named, found)]
     target = 300 if args.first_pass else 50
-    ann = status.get("vector_index")
+    ann: dict[str, object] | None = status.get("vector_index")  # type: ignore[assignment]
+
+    def figures(found: dict[str, object]) -> tuple[float, float, float]:
+        timings: list[float] = found["timings"]  # type: ignore[assignment]
+        return statistics.median(timings), statistics.quantiles(timings, n=20)[18], max(timings)
+
+    last = figures(runs[-1][1])
     table = [
         "| figure | value |",
         "| --- | --- |",
         f"| index | {status['chunks']:,} chunks ({args.root.name}); "
         + (f"vector index: {ann['partitions']} partitions |" if ann else "exact vector search |"),
-        f"| queries (after {args.warmup} warm-up) | {len(timings)}, hybrid, result cap 100 |",
-        f"| p50 / p95 / max | {statistics.median(timings):.0f} / {p95:.0f} / {max(timings):.0f} ms |",
-        f"| target p95 | < {target} ms {'✓' if p95 < target else '✗'} |",
+        f"| queries (after {args.warmup} warm-up) | {args.queries}, hybrid, result cap 100 |",
     ]
-    if args.first_pass:
-        table.insert(
-            3,
-            f"| chunks with vectors while querying | {found['before']:.1%} → {found['after']:.1%} "
-            "(the first dense pass running in the server) |",
-        )
+    for name, found in runs:
+        p50, p95, worst = figures(found)
+        label = f"p50 / p95 / max ({name})" if args.baseline else "p50 / p95 / max"
+        table.append(f"| {label} | {p50:.0f} / {p95:.0f} / {worst:.0f} ms |")
+        if args.first_pass:
+            table.append(
+                f"| chunks with vectors while querying{f' ({name})' if args.baseline else ''} | "
+                f"{found['before']:.1%} → {found['after']:.1%} (the first dense pass running in the server) |"
+            )
+    if args.baseline:
+        before = figures(runs[0][1])
+        table.append(f"| after / before, p50 and p95 | {last[0] / before[0]:.2f}x, {last[1] / before[1]:.2f}x |")
+    table.append(f"| target p95 | < {target} ms {'✓' if last[1] < target else '✗'} |")
     print("\n".join(table))
     if not args.no_record:
         title = "Language server: workspace/symbol latency" + (

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -66,8 +66,8 @@ class SearchResult:
         return asdict(self)
 
 
-# The lexical side of a hybrid query runs here while the query's own thread embeds the query and
-# runs the dense side: LanceDB and torch release the GIL, so on 2 cores the two overlap.
+# The lexical side of a hybrid query runs here beside its dense side (``Searcher._sides``): both are
+# LanceDB queries, which release the GIL, so on 2 cores they overlap.
 _LEXICAL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="codesearch-lexical")
 
 
@@ -152,12 +152,6 @@ def _runs(rows: list[Hit], hits: list[Hit]) -> list[list[Hit]]:
         if last > first:
             runs.append(rows[first : last + 1])
     return runs
-
-
-def _settle(side: Future[Any]) -> None:
-    """Wait for a side query to end, whatever it ends with (its caller reads its result, or
-    has failed already and leaves it): no query outlives the call that asked for it."""
-    wait((side,))
 
 
 def make_snippet(text: str) -> str:
@@ -319,24 +313,26 @@ class Searcher:
             raise UsageError("the selection is empty" if code else "the query is empty")
         where = self._where(languages, path_glob, under)
         failed_before, self._last.words_only = self.words_only, ""
-        depth = candidate_depth(k)
-        lexical = _LEXICAL.submit(self.store.lexical, text, depth, where)
         try:
             vector = self.embedder.embed_documents([text])[0] if code else self.embedder.embed_query(text)
         except (UnknownModelError, ModelMismatchError) as exc:  # no fitting model now: words still answer
             if not failed_before:
                 log.info("ranking by words alone: %s", exc)
             self._last.words_only = str(exc)
-            _settle(lexical)
             return None
-        except BaseException:
-            _settle(lexical)
-            raise
+        return self._sides(vector, text, candidate_depth(k), where)
+
+    def _sides(self, vector: np.ndarray, text: str, depth: int, where: str | None) -> list[list[Hit]]:
+        """The dense and the lexical candidates of a hybrid query, ``depth`` each. The lexical
+        query runs on a side thread while this one runs the dense query (after the query's
+        embedding: beside it, the two threads would contend for the cores and the GIL); the
+        call returns only once both have ended."""
         with self._reading():
+            lexical = _LEXICAL.submit(self.store.lexical, text, depth, where)
             try:
                 dense = self.store.dense(vector, depth, where)
             finally:
-                _settle(lexical)
+                wait((lexical,))
             return [dense, lexical.result()]
 
     @foreground
@@ -368,8 +364,6 @@ class Searcher:
         keep = max(keep, k)
         failed_before, self._last.words_only = self.words_only, ""
         if mode == "hybrid":
-            depth = candidate_depth(k)
-            lexical = _LEXICAL.submit(self.store.lexical, text, depth, where)
             try:
                 query_vector = vector()
             except (UnknownModelError, ModelMismatchError) as exc:  # no fitting model now: words still answer
@@ -377,20 +371,12 @@ class Searcher:
                     log.info("ranking by words alone: %s", exc)
                 self._last.words_only = str(exc)
                 mode = "lexical"
-                _settle(lexical)
-            except BaseException:
-                _settle(lexical)
-                raise
         with self._reading():
             if mode == "lexical":
                 return self.store.lexical(text, keep, where)
             if mode == "dense":
                 return self.store.dense(vector(), keep, where)
-            try:
-                dense = self.store.dense(query_vector, depth, where)
-            finally:
-                _settle(lexical)
-            return fuse([dense, lexical.result()], keep)
+        return fuse(self._sides(query_vector, text, candidate_depth(k), where), keep)
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
