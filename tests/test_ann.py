@@ -160,3 +160,47 @@ def test_recall_on_real_vectors_of_a_real_package(tmp_path: Path, embedder, monk
         recalls.append(len(got & exact) / len(exact))
     print(f"recall@10 {np.mean(recalls):.3f} over {len(vectors)} queries, {partitions} partitions", file=sys.stderr)
     assert np.mean(recalls) >= 0.98
+
+
+def test_a_big_table_gets_its_scalar_indexes_before_its_dense_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Queries during a first dense pass filter on ``embedded`` and read candidates' files by
+    ``path``: a big table has those indexes while its rows still wait for vectors."""
+    monkeypatch.setattr(lance, "ANN_MIN_ROWS", 500)
+    store, rng = clustered_store(tmp_path, files=20)
+    add_file(store, "pkg/late.py", [unit(rng) for _ in range(150)], embedded=False)  # 550 rows, 150 waiting
+    store.finish_writes()
+    kinds = {tuple(ix.columns): ix.index_type for ix in store.chunks.list_indices()}
+    assert vector_index(store) is None
+    assert kinds[("path",)] == "BTree" and kinds[("embedded",)] == "Bitmap" and kinds[("language",)] == "Bitmap"
+
+
+def test_a_pre_emptible_dense_pass_keeps_its_rows_in_the_full_text_index(
+    tmp_path: Path, tiny_modernbert: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The dense pass rewrites every row it embeds, and a rewritten row leaves the full-text
+    index until a compaction: a words query scans it. A watcher's run (pre-emptible: readers are
+    expected) compacts as it goes, so a reader never finds more than a few batches outside that
+    index (before: every row embedded so far)."""
+    from test_stopping import write_tree
+
+    from codesearch.index import indexer
+
+    monkeypatch.setattr(indexer, "INDEX_WORDS_ROWS", indexer.BATCH_CHUNKS)
+    monkeypatch.setattr(indexer, "MAINTAIN_MIN_S", 0.0)
+    monkeypatch.setattr(indexer, "MAINTAIN_DUTY", 1e9)  # after each batch here
+    root, index_dir = tmp_path / "ws", tmp_path / "index"
+    write_tree(root, 200)  # 1,200 functions: five dense batches
+    unindexed: list[int] = []
+
+    def seen(progress: Any) -> None:
+        if progress.phase == "embedding" and progress.files_done:
+            reader = Store.open(index_dir)
+            name = next(ix.name for ix in reader.chunks.list_indices() if ix.columns == ["terms"])
+            unindexed.append(reader.chunks.index_stats(name).num_unindexed_rows)
+
+    run = Indexer(root, index_dir, model=str(tiny_modernbert), urgent=lambda: (), on_progress=seen)
+    stats = run.run()
+    assert stats.chunks == 1200 and len(unindexed) >= 4
+    assert max(unindexed) <= 2 * indexer.BATCH_CHUNKS, unindexed

@@ -119,12 +119,13 @@ RENEW_MIN_S = 60.0
 # language queries sit apart from the code they find, and need half of them: 0.913 at 10%, 0.958
 # at 30%, 0.983 at 50%; the dense query is then ~3x faster than exact. Trained again when the
 # table has grown ANN_RETRAIN times over. Scalar indexes on the columns queries filter on (path,
-# embedded, language) come with it.
+# embedded, language) come as soon as a table has ANN_MIN_ROWS rows, before its dense pass.
 ANN_MIN_ROWS = 20_000
 ANN_PROBE_SHARE = 0.5  # of the partitions, scanned by a query
 ANN_MIN_PROBES = 8
 ANN_RETRAIN = 2.0
 LAYOUT_CACHE_ROWS = 200_000  # chunk rows (no text) a reader keeps of the files its queries merged
+SCALAR_INDEXES = (("path", "BTREE"), ("embedded", "BITMAP"), ("language", "BITMAP"))  # of a big chunk table
 ANN = "ann"  # in the meta: {"rows": rows trained on, "partitions": n} (readers size their probes by it)
 REPAIR_HINT = "; run codesearch index to repair it"
 log = logging.getLogger(__name__)
@@ -653,13 +654,26 @@ class Store:
                 "terms", config=FTS(with_position=False, memory_limit=FTS_MEMORY_MIB), replace=True
             )
 
+    def ensure_scalar_indexes(self) -> None:
+        """Give a big chunk table (``ANN_MIN_ROWS`` rows or more) scalar indexes on ``path``,
+        ``embedded`` and ``language``: a query filtering on them, or reading a few files' rows (a
+        definition's pieces, a writer's rows of a batch), reads no whole column. Made as soon as
+        the table is that big, before its dense pass (whose queries filter on ``embedded``); rows
+        written after are scanned until a compaction adds them."""
+        if self.counts()["chunks"] < ANN_MIN_ROWS:
+            return
+        indexed = {tuple(ix.columns) for ix in self.chunks.list_indices()}
+        for column, kind in SCALAR_INDEXES:
+            if (column,) not in indexed:
+                self.chunks.create_scalar_index(column, index_type=kind, replace=True)
+
     def ensure_vector_index(self) -> bool:
-        """Give a big chunk table its vector index, and scalar indexes on ``path``, ``embedded``
-        and ``language`` (a query filtering on them, or reading a few files' rows, reads no whole
-        column), once its dense pass is done (the partitions are trained on real vectors, not on
-        the zeros of rows still waiting). Trains it again when the table has grown ``ANN_RETRAIN``
-        times since. Rows written after it are searched exactly until a compaction adds them to
-        it. Readers keep querying the version they hold meanwhile. Returns whether it (re)built."""
+        """Give a big chunk table its vector index (and its scalar indexes,
+        :meth:`ensure_scalar_indexes`) once its dense pass is done (the partitions are trained on
+        real vectors, not on the zeros of rows still waiting). Trains it again when the table has
+        grown ``ANN_RETRAIN`` times since. Rows written after it are searched exactly until a
+        compaction adds them to it. Readers keep querying the version they hold meanwhile.
+        Returns whether it (re)built."""
         counts = self.counts()  # as this writer keeps them in the meta: nothing counted
         rows = counts["chunks"]
         if rows < ANN_MIN_ROWS or not counts["complete"]:
@@ -670,9 +684,7 @@ class Store:
         if trained and ("vector",) in indexed and rows < ANN_RETRAIN * trained:
             return False
         started = time.perf_counter()
-        for column, kind in (("path", "BTREE"), ("embedded", "BITMAP"), ("language", "BITMAP")):
-            if (column,) not in indexed:
-                self.chunks.create_scalar_index(column, index_type=kind, replace=True)
+        self.ensure_scalar_indexes()
         partitions = max(1, round(rows**0.5))
         self.chunks.create_index(
             "vector", config=IvfFlat(distance_type="cosine", num_partitions=partitions), replace=True
@@ -707,6 +719,7 @@ class Store:
         grace = timedelta(seconds=VERSION_GRACE_S)  # a reader still on an older version keeps its files
         for table in (self.chunks, self.files, self.vectors):  # new rows join the indexes, untrained
             table.optimize(cleanup_older_than=grace)
+        self.ensure_scalar_indexes()
         self.ensure_vector_index()
 
     def vector_keys(self, paths: Sequence[str]) -> set[str]:
