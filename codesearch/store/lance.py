@@ -8,7 +8,8 @@ past ``2 x chunks + CACHE_SLACK``),
 the schema, the native full-text index over identifier-split terms (``rows.lexical_terms``),
 the vector index of a big table and the scalar indexes beside it (``Store.ensure_vector_index``),
 and the two query kinds: dense (cosine over normalised vectors: through the vector index where
-there is one, exact below it) and lexical (BM25); their fusion is ``rows.fuse``.
+there is one, exact below it) and lexical (BM25); their fusion is ``rows.fuse``. A reader keeps
+the layout (rows without text) of the files it read for merging, at one version of its view.
 
 Readers (a search, a status) open an index read-only (``Store.open``): they never create,
 drop or change a table, and a table that is missing is :class:`IndexCorruptError` for the next
