@@ -3,8 +3,9 @@
 Owns the query modes (``dense``, ``lexical``, ``hybrid``: their weighted, normalised fusion), the
 filters (languages, path glob), the result shape shared by the CLI and the language server (one
 result per definition: the pieces of a definition split for size merge into one; no 0-score
-filler), and index status. A hybrid query's lexical side runs on a side thread beside its dense side. The embedding model is loaded only when a query needs vectors. No
-query counts rows: coverage and status read the counts the writer keeps in the meta (``Store.counts``).
+filler), and index status. A hybrid query's lexical side runs on a side thread beside its dense
+side. The embedding model is loaded only when a query needs vectors. No query counts rows:
+coverage and status read the counts the writer keeps in the meta (``Store.counts``).
 """
 
 from __future__ import annotations
