@@ -11,6 +11,9 @@ from ``embed_queries``: ``dense``, ``lexical`` and ``hybrid`` exactly as ``codes
   original CSN MRR: each query against its own function and 999 distractors (``mrr_batches_1000.json``).
 - SOSum question → answers: nDCG@10 (the StackQA substitute: CoIR's StackOverflow-QA is hub-only).
 - CoSQA test (500 real web queries): MRR@10 and nDCG@10.
+- ``--handwritten dev|test``: hand-written questions over real Go, Rust, TypeScript, Java, Python
+  and Ruby projects no part of codesearch trained on (``handwritten.py``): hit@1, hit@5 and
+  MRR@10 per language and mode, through the product's index and search.
 
 End to end (``--e2e``, on by default): the CSN text→code corpus written out as one ``.py`` file
 per function, indexed by the real ``codesearch index`` command, queried through ``Searcher``
@@ -366,6 +369,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     parser.add_argument("--limit", type=int, default=None, help="first N queries of each set (a quick run)")
     parser.add_argument("--no-e2e", dest="e2e", action="store_false", help="skip the end-to-end product check")
     parser.add_argument("--cli-samples", type=int, default=10, help="queries also run through codesearch search")
+    parser.add_argument(
+        "--handwritten",
+        choices=("none", "dev", "test"),
+        default="none",
+        help="also the hand-written questions over unseen projects, this half (benchmarks/handwritten.py)",
+    )
     parser.add_argument("--no-cache", dest="cache", action="store_false")
     parser.add_argument("--no-record", dest="record", action="store_false")
     parser.add_argument("--title", default="Retrieval quality: CodeSearchNet, SOSum (StackQA substitute), CoSQA")
@@ -433,6 +442,13 @@ def main(argv: Sequence[str] | None = None) -> dict:
             "sampled queries.",
         ]
     notes = check(results)
+    if args.handwritten != "none":
+        import handwritten
+
+        hand_table, hand_notes = handwritten.report(args.handwritten, args.model)
+        lines += ["", f"Hand-written questions over unseen projects, {args.handwritten} half (`handwritten.py`):", ""]
+        lines += hand_table
+        notes += [f"handwritten {args.handwritten}: {note}" for note in hand_notes]
     wall = time.perf_counter() - started
     body = [
         machine_line(),
