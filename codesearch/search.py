@@ -28,6 +28,7 @@ from codesearch.embedding import Embedder, load_embedder, moved_model, resolve_m
 from codesearch.errors import IndexCorruptError, ModelMismatchError, UnknownModelError, UsageError
 from codesearch.files.languages import CODE_EXTENSIONS, TEXT_EXTENSIONS, TEXT_FILENAMES
 from codesearch.foreground import foreground
+from codesearch.ranking import prefer_definitions
 from codesearch.store import (
     Hit,
     IndexDir,
@@ -121,13 +122,16 @@ def definitions(run: Sequence[Hit], texts: dict[tuple[str, int, int], str]) -> l
     """A run of consecutive chunks of one file with the same symbol and kind, grouped into
     definitions: a chunk whose first line of code is indented deeper than its definition's first
     one continues it (a piece of a split body); one that is not starts the next definition (an
-    overload, a property's setter). ``texts``: chunk text by (path, start line, end line)."""
+    overload, a property's setter). A chunk of comments alone (a piece of a long doc comment)
+    belongs with the definition it is in or precedes; the first code after such pieces sets the
+    definition's indentation. ``texts``: chunk text by (path, start line, end line)."""
     groups: list[list[Hit]] = []
     head: int | None = None
     for row in run:
         indent = _code_indent(texts.get(_key(row), ""))
-        if groups and head is not None and indent is not None and indent > head:
+        if groups and (indent is None or head is None or indent > head):
             groups[-1].append(row)
+            head = indent if head is None else head
         else:
             groups.append([row])
             head = indent
@@ -284,7 +288,8 @@ class Searcher:
             raise UsageError("k must be at least 1")
         where = self._where(languages, path_glob, under)
         keep = k + 3 if pieces else MERGE_FETCH * (k + 3)
-        hits = self._rank(code, lambda: self.embedder.embed_documents([code])[0], k + 3, "hybrid", where, keep)
+        vector = lambda: self.embedder.embed_documents([code])[0]  # noqa: E731
+        hits = self._rank(code, vector, k + 3, "hybrid", where, keep, prefer=False)
         if exclude is not None:
             path, start, end = exclude
             hits = [h for h in hits if not (h.path == path and h.start_line <= end and h.end_line >= start)]
@@ -337,9 +342,12 @@ class Searcher:
             return [dense, lexical.result()]
 
     @foreground
-    def best_definitions(self, fused: list[Hit], k: int) -> list[SearchResult]:
+    def best_definitions(self, fused: list[Hit], k: int, query: str = "") -> list[SearchResult]:
         """The last stage of a hybrid :meth:`search`: the best ``k`` definitions of ``fused`` (this
-        index's fused candidates, best first), the pieces of each merged into one result."""
+        index's fused candidates, best first), the pieces of each merged into one result.
+        ``query``: weighs them as :meth:`search` does (:func:`~codesearch.ranking.prefer_definitions`)."""
+        if query:
+            fused = prefer_definitions(fused, query)
         keep = MERGE_FETCH * k
         while True:
             hits = fused[:keep]
@@ -358,11 +366,22 @@ class Searcher:
         return self._results(self._merge(hits)[:k])
 
     def _rank(
-        self, text: str, vector: Callable[[], np.ndarray], k: int, mode: str, where: str | None, keep: int = 0
+        self,
+        text: str,
+        vector: Callable[[], np.ndarray],
+        k: int,
+        mode: str,
+        where: str | None,
+        keep: int = 0,
+        prefer: bool = True,
     ) -> list[Hit]:
         """The best ``keep`` chunks (default ``k``) by ``mode``; a hybrid query fuses the candidates
-        it would rank for its best ``k``, so more kept chunks leave the scores as they are."""
+        it would rank for its best ``k``, so more kept chunks leave the scores as they are.
+        ``prefer``: the project's own definitions first (:func:`~codesearch.ranking.prefer_definitions`,
+        weighed over at least the candidates a hybrid query fuses); code-to-code search ranks by
+        its scores alone."""
         keep = max(keep, k)
+        depth = max(keep, candidate_depth(k)) if prefer else keep
         failed_before, self._last.words_only = self.words_only, ""
         if mode == "hybrid":
             try:
@@ -374,10 +393,13 @@ class Searcher:
                 mode = "lexical"
         with self._reading():
             if mode == "lexical":
-                return self.store.lexical(text, keep, where)
-            if mode == "dense":
-                return self.store.dense(vector(), keep, where)
-        return fuse(self._sides(query_vector, text, candidate_depth(k), where), keep)
+                hits = self.store.lexical(text, depth, where)
+            elif mode == "dense":
+                hits = self.store.dense(vector(), depth, where)
+            else:
+                sides = self._sides(query_vector, text, candidate_depth(k), where)
+                hits = fuse(sides, sum(map(len, sides)))
+        return (prefer_definitions(hits, text) if prefer else hits)[:keep]
 
     @contextmanager
     def _reading(self) -> Iterator[None]:

@@ -310,7 +310,7 @@ class Workspace:
         if mode == "hybrid":
             stages = (
                 lambda searcher: searcher.candidates(query, k, languages, path_glob),
-                lambda searcher, fused: searcher.best_definitions(fused, k),
+                lambda searcher, fused: searcher.best_definitions(fused, k, query),
             )
         return self._each(lambda searcher: searcher.search(query, k, mode, languages, path_glob), k, stages)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from codesearch.index import Indexer
+from codesearch.ranking import is_auxiliary, prefer_definitions
 from codesearch.search import MIN_SCORE, Searcher, candidate_depth
 from codesearch.store import Store, fuse
 
@@ -154,7 +155,7 @@ def test_a_long_lived_reader_merges_pieces_by_the_latest_commit(tmp_path: Path, 
 
 def test_a_hybrid_query_fuses_what_its_two_sides_rank_alone(index: tuple[Path, Path]) -> None:
     """The lexical side runs beside the query's embedding and dense side: the answer is the
-    fusion of the two rankings asked one after the other."""
+    fusion of the two rankings asked one after the other (weighed by the ranking priors)."""
     _, index_dir = index
     searcher = Searcher(index_dir)
     for query in ("flatten nested records", "size of a box", "convert record value"):
@@ -164,7 +165,71 @@ def test_a_hybrid_query_fuses_what_its_two_sides_rank_alone(index: tuple[Path, P
             searcher.store.dense(searcher.embedder.embed_query(query), depth),
             searcher.store.lexical(query, depth),
         ]
-        expected = [h for h in fuse(sides, 8) if h.score >= MIN_SCORE]
+        expected = [h for h in prefer_definitions(fuse(sides, 2 * depth), query)[:8] if h.score >= MIN_SCORE]
         assert [(r.path, r.start_line, r.end_line, r.score) for r in hybrid] == [
             (h.path, h.start_line, h.end_line, round(h.score, 4)) for h in expected
         ], query
+
+
+def javadoc_class(rows: int = 30) -> str:
+    """A Java class whose doc comment is a long table: its lines are too long to share a piece."""
+    table = [
+        f" * <tr><td><code>:selector{i}</code></td><td>elements matching rule number {i} of the table, "
+        + "described at length " * 12
+        + "</td></tr>"
+        for i in range(rows)
+    ]
+    return (
+        "package org.example;\n\n/**\n * Selector syntax.\n"
+        + "\n".join(table)
+        + "\n */\npublic class Selector {\n    private Selector() {}\n\n"
+        + "    public static String select(String query) {\n        return query.trim();\n    }\n}\n"
+    )
+
+
+def test_the_pieces_of_a_long_doc_comment_are_one_result_with_their_definition(
+    tmp_path: Path, tiny_modernbert: Path
+) -> None:
+    """jsoup's Selector: a doc comment split into one piece per line filled the first results
+    with pieces of one class, each on its own."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "Selector.java").write_text(javadoc_class(), encoding="utf-8")
+    Indexer(root, tmp_path / "index", model=str(tiny_modernbert)).run()
+    pieces = [row for row in Store.open(tmp_path / "index").chunk_rows() if row[3] == "Selector"]
+    assert len(pieces) > 10  # the doc comment was split, a line or two a piece
+    searcher = Searcher(tmp_path / "index")
+    results = searcher.search("elements matching rule table", k=10, mode="lexical")
+    mine = [r for r in results if r.symbol == "Selector"]
+    assert len(mine) == 1, [(r.symbol, r.start_line, r.end_line) for r in results]
+    assert (mine[0].start_line, mine[0].end_line) == (min(p[1] for p in pieces), max(p[2] for p in pieces))
+    assert mine[0].snippet.startswith("/**")
+    assert len(searcher.search("elements matching rule table", k=10, mode="lexical", pieces=True)) > 1
+
+
+def test_the_projects_own_definition_ranks_above_the_same_code_in_a_test_unless_tests_are_asked_for(
+    tmp_path: Path, tiny_modernbert: Path
+) -> None:
+    code = 'def read_day(text):\n    """Parse a date string such as 2020-01-31."""\n    return text.split("-")\n'
+    root = tmp_path / "project"
+    for folder in ("dates", "tests", "examples"):
+        (root / folder).mkdir(parents=True)
+        (root / folder / "days.py").write_text(code, encoding="utf-8")
+    (root / "dates" / "days_test.py").write_text(code, encoding="utf-8")
+    Indexer(root, tmp_path / "index", model=str(tiny_modernbert)).run()
+    searcher = Searcher(tmp_path / "index")
+    for mode in ("lexical", "hybrid"):
+        results = searcher.search("parse a date string", k=4, mode=mode)
+        assert results[0].path == "dates/days.py", (mode, [(r.path, r.score) for r in results])
+        assert all(r.score < results[0].score for r in results[1:])
+    asked = "tests that parse a date string"  # asks for tests: ranked by the scores alone
+    raw = [(h.path, round(h.score, 4)) for h in searcher.store.lexical(asked, 4)]
+    assert [(r.path, r.score) for r in searcher.search(asked, k=4, mode="lexical")] == raw
+    assert raw[0][0] != "dates/days.py"  # its words are in the tests' paths
+    # the stages a front end over several folders runs give the same answer
+    fused = fuse(searcher.candidates("parse a date string", k=4) or [], 100)
+    assert searcher.best_definitions(fused, 4, "parse a date string") == searcher.search("parse a date string", k=4)
+    # code like a snippet is ranked by its scores alone, as the stages without a query rank it
+    unweighed = searcher.best_similar(fuse(searcher.candidates(code, 7, code=True) or [], 100), 4)
+    assert searcher.similar(code, k=4) == unweighed
+    assert any(is_auxiliary(r.path) for r in unweighed[:2])  # identical code: no prior puts the definition first
