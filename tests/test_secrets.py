@@ -11,8 +11,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from codesearch.files import SkipStats, find_secrets, is_secret_file, redact, walk
+from codesearch.files.secrets import HINTS, PATTERNS
 
 # Built at run time, so this file itself holds no token a scanner would flag.
 AWS_KEY = "AKIA" + "IOSFODNN7" + "EXAMPLE"
@@ -55,6 +58,31 @@ def test_an_aws_secret_key_is_found_after_its_name_only() -> None:
     text = f'aws_secret_access_key = "{AWS_SECRET}"\nchecksum = "{AWS_SECRET}"\n'
     redacted, count = redact(text)
     assert count == 1 and redacted.splitlines()[1] == f'checksum = "{AWS_SECRET}"'
+
+
+def test_every_pattern_has_hints() -> None:
+    assert [kind for kind, _pattern in PATTERNS] == list(HINTS)
+    assert all(HINTS[kind] for kind in HINTS)
+
+
+SECRETS = [AWS_KEY, GITHUB, SLACK, STRIPE, GOOGLE, JWT, KEY_BLOCK, f'aws_secret_access_key = "{AWS_SECRET}"']
+# near misses and the letters a case-insensitive pattern also reads as ASCII (\u017f: s, \u212a: K)
+FRAGMENTS = [
+    *SECRETS, "AKIA", "ghp_", "xox", "eyJ", "sk-ant-", "npm_", "glpat-", "_live_", "AIza", "T3BlbkFJ",
+    "AWS_SECRET_ACCESS_KEY=", "aws_\u017fecret_access_\u212aey: ", "-----BEGIN ", "PRIVATE KEY-----", "\n",
+    "https://hooks.slack.com/services/", "pypi-AgEIcHlwaS5vcmc", "github_pat_", " = ", "'", "x" * 40,
+]  # fmt: skip
+
+
+# strings each pattern matches, drawn from the pattern itself (the look-behind one from its fragments)
+MATCHING = [st.from_regex(pattern, fullmatch=True) for _kind, pattern in PATTERNS if "(?<=" not in pattern.pattern]
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)  # the same examples every run
+@given(st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=30), *MATCHING), max_size=12))
+def test_the_hints_find_exactly_what_the_patterns_alone_find(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert find_secrets(text) == find_secrets(text, hints=False)
 
 
 def test_ordinary_code_is_left_alone() -> None:
