@@ -36,3 +36,10 @@ def append_results(title: str, command: str, body: list[str]) -> None:
     text = [f"## {title}", "", f"Date: {stamp}. Command: `{command}`", "", *body, ""]
     existing = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n\n"
     RESULTS.write_text(existing.rstrip("\n") + "\n\n" + "\n".join(text), encoding="utf-8")
+
+
+def publish(title: str, command: str, body: list[str], record: bool = True) -> None:
+    """Print a benchmark's report; append it to RESULTS.md under ``title`` unless ``record`` is off."""
+    print("\n".join(body))
+    if record:
+        append_results(title, command, body)

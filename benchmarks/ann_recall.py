@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_results, machine_line
+from _common import machine_line, publish
 from index_bench import WORK, percentile
 
 from codesearch.embedding import load_embedder
@@ -111,9 +111,12 @@ def main() -> None:
         "",
         *table,
     ]
-    print("\n".join(body))
-    if not args.no_record:
-        append_results("Vector index: recall and latency against exact search", "python benchmarks/ann_recall.py", body)
+    publish(
+        "Vector index: recall and latency against exact search",
+        "python benchmarks/ann_recall.py",
+        body,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":

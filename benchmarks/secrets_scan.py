@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import append_results, machine_line
+from _common import machine_line, publish
 from index_bench import WORK
 
 from codesearch.files.secrets import find_secrets
@@ -57,9 +57,12 @@ def main() -> None:
         "",
         *table,
     ]
-    print("\n".join(body))
-    if not args.no_record:
-        append_results("Secret scanning: patterns behind literal hints", "python benchmarks/secrets_scan.py", body)
+    publish(
+        "Secret scanning: patterns behind literal hints",
+        "python benchmarks/secrets_scan.py",
+        body,
+        record=not args.no_record,
+    )
 
 
 if __name__ == "__main__":
