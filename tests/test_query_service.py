@@ -280,10 +280,10 @@ def test_another_user_is_never_answered(world: dict[str, Path], run: Path) -> No
         "    conn.connect(sys.argv[1])\n"
         "except PermissionError:\n"
         "    sys.exit(3)\n"
-        "send(conn, {'key': sys.argv[2], 'argv': ['status'], 'cwd': '/', 'tty': [False, False], 'env': {}})\n"
         "try:\n"
+        "    send(conn, {'key': sys.argv[2], 'argv': ['status'], 'cwd': '/', 'tty': [False, False], 'env': {}})\n"
         "    print(receive(conn))\n"
-        "except (ValueError, ConnectionResetError):  # it hung up\n"
+        "except (ValueError, ConnectionResetError, BrokenPipeError):  # it hung up, before or after the request\n"
         "    sys.exit(4)\n"
     )
 
