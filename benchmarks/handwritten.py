@@ -153,11 +153,13 @@ def hit_rank(results: Sequence[tuple[str, int, int]], gold: Sequence[Gold]) -> i
 
 @dataclass
 class Scores:
-    queries: int = 0
-    ranks: list[int | None] = field(default_factory=list)
+    ranks: list[int | None] = field(default_factory=list)  # per query: the first hit's rank, None for a miss
+
+    @property
+    def queries(self) -> int:
+        return len(self.ranks)
 
     def add(self, rank: int | None) -> None:
-        self.queries += 1
         self.ranks.append(rank)
 
     def hit(self, k: int) -> float:
@@ -167,7 +169,16 @@ class Scores:
         return sum(1 / r for r in self.ranks if r is not None and r <= k) / self.queries if self.queries else 0.0
 
     def merged(self, other: Scores) -> Scores:
-        return Scores(self.queries + other.queries, self.ranks + other.ranks)
+        return Scores(self.ranks + other.ranks)
+
+    def figures(self) -> list[float]:
+        """The table's columns: hit@1, hit@5, MRR@10, hit@20, hit@50."""
+        return [self.hit(1), self.hit(5), self.mrr(), self.hit(20), self.hit(50)]
+
+
+def cells(figures: Sequence[float]) -> str:
+    """The table's figure columns (MRR@10, the third, with three decimals)."""
+    return " | ".join(f"{v:.3f}" if i == 2 else f"{v:.2f}" for i, v in enumerate(figures))
 
 
 def index_project(project: Project, model: str | None) -> Path:
@@ -233,23 +244,13 @@ def table(projects: Sequence[Project], scores: dict[str, dict[str, Scores]]) -> 
         names = ", ".join(p.name for p in projects if p.language == language)
         for mode in MODES:
             s = by_mode[mode]
-            lines.append(
-                f"| {language} | {names} | {s.queries} | {mode} | {s.hit(1):.2f} | {s.hit(5):.2f} | {s.mrr():.3f} | "
-                f"{s.hit(20):.2f} | {s.hit(50):.2f} |"
-            )
+            lines.append(f"| {language} | {names} | {s.queries} | {mode} | {cells(s.figures())} |")
     for mode in MODES:
-        n = len(languages)
-        avg = [sum(getattr(by_mode[mode], f)(*a) for by_mode in languages.values()) / n for f, a in AVERAGED]
+        columns = zip(*(by_mode[mode].figures() for by_mode in languages.values()), strict=True)
+        average = [sum(column) / len(languages) for column in columns]
         total = sum(by_mode[mode].queries for by_mode in languages.values())
-        lines.append(
-            f"| **average** | {len(projects)} | {total} | {mode} | "
-            + " | ".join(f"{v:.3f}" if f == "mrr" else f"{v:.2f}" for v, (f, _a) in zip(avg, AVERAGED, strict=True))
-            + " |"
-        )
+        lines.append(f"| **average** | {len(projects)} | {total} | {mode} | {cells(average)} |")
     return lines
-
-
-AVERAGED = (("hit", (1,)), ("hit", (5,)), ("mrr", ()), ("hit", (20,)), ("hit", (50,)))
 
 
 def check(projects: Sequence[Project], scores: dict[str, dict[str, Scores]]) -> list[str]:

@@ -288,8 +288,9 @@ class Searcher:
             raise UsageError("k must be at least 1")
         where = self._where(languages, path_glob, under)
         keep = k + 3 if pieces else MERGE_FETCH * (k + 3)
-        vector = lambda: self.embedder.embed_documents([code])[0]  # noqa: E731
-        hits = self._rank(code, vector, k + 3, "hybrid", where, keep, prefer=False)
+        hits = self._rank(
+            code, lambda: self.embedder.embed_documents([code])[0], k + 3, "hybrid", where, keep, prefer=False
+        )
         if exclude is not None:
             path, start, end = exclude
             hits = [h for h in hits if not (h.path == path and h.start_line <= end and h.end_line >= start)]
